@@ -1,0 +1,77 @@
+"""Exporters for each sink: Langfuse's OTLP endpoint, any OTLP collector, the console."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+from typing import Any
+
+import requests
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
+
+from hypertool.instrumentation._config import Settings
+
+logger = logging.getLogger("hypertool.instrumentation")
+
+LANGFUSE_TRACES_PATH = "/api/public/otel/v1/traces"
+# Ingestion version 4 is what langfuse 5.x sends: user.id etc. are columns of every observation.
+LANGFUSE_INGESTION_VERSION = "4"
+SDK_NAME = "hypertool-instrumentation"
+
+
+def langfuse_headers(public_key: str, secret_key: str) -> dict[str, str]:
+    """The headers Langfuse's OTel endpoint expects (as langfuse 5.x's own processor sends)."""
+    token = base64.b64encode(f"{public_key}:{secret_key}".encode()).decode("ascii")
+    return {
+        "Authorization": f"Basic {token}",
+        "x-langfuse-sdk-name": SDK_NAME,
+        "x-langfuse-public-key": public_key,
+        "x-langfuse-ingestion-version": LANGFUSE_INGESTION_VERSION,
+    }
+
+
+class _RejectionReporter:
+    """Turns 401/403 answers into one clear message per host instead of one per batch."""
+
+    def __init__(self, host: str) -> None:
+        self._host = host
+        self._reported = False
+        self._lock = threading.Lock()
+        self.last_status: int | None = None
+
+    def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.last_status = response.status_code
+        if response.status_code not in (401, 403):
+            return
+        with self._lock:
+            if self._reported:
+                return
+            self._reported = True
+        logger.error(
+            "Langfuse rejected the keys for %s (HTTP %d): check LANGFUSE_PUBLIC_KEY and "
+            "LANGFUSE_SECRET_KEY; spans for Langfuse are dropped and counted",
+            self._host,
+            response.status_code,
+        )
+
+
+def langfuse_exporter(settings: Settings) -> SpanExporter:
+    """An OTLP/HTTP exporter speaking Langfuse's ingestion contract (gzip protobuf, basic auth)."""
+    assert settings.public_key and settings.secret_key
+    session = requests.Session()
+    session.hooks["response"].append(_RejectionReporter(settings.host))
+    return OTLPSpanExporter(
+        endpoint=f"{settings.host}{LANGFUSE_TRACES_PATH}",
+        headers=langfuse_headers(settings.public_key, settings.secret_key),
+        timeout=settings.export_timeout,
+        compression=Compression.Gzip,
+        session=session,
+    )
+
+
+def console_exporter() -> SpanExporter:
+    """Spans printed as JSON on standard output, for debugging."""
+    return ConsoleSpanExporter()

@@ -1,0 +1,166 @@
+"""Token usage and completion text, extracted from what an LLM function returned.
+
+Exact when the return value carries the provider's usage (OpenAI chat completions, Anthropic
+messages, or the documented plain dict); otherwise estimated from the text and marked so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+_TOKEN_PIECES = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one generation.
+
+    Attributes:
+        input: Prompt tokens.
+        output: Completion tokens.
+        estimated: True when counted from text rather than reported by the provider.
+        details: Extra provider counts (cached input, reasoning, …) in Langfuse's key names.
+
+    """
+
+    input: int = 0
+    output: int = 0
+    estimated: bool = False
+    details: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def total(self) -> int:
+        """Input plus output tokens."""
+        return self.input + self.output
+
+    def as_langfuse(self) -> dict[str, int]:
+        """Usage in Langfuse's ``usage_details`` form."""
+        result = {"input": self.input, "output": self.output, "total": self.total}
+        result.update(self.details)
+        return result
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough token count for text with no provider usage: words and punctuation, long words
+    split every 4 characters (close to BPE tokenisers for English and code).
+    """
+    count = 0
+    for piece in _TOKEN_PIECES.findall(text):
+        count += max(1, math.ceil(len(piece) / 4)) if len(piece) > 4 else 1
+    return count
+
+
+def _get(obj: Any, key: str) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(key)
+    return getattr(obj, key, None)
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(number) or math.isinf(number) or number < 0:
+        return None
+    return int(number)
+
+
+def usage_from_mapping(usage: Any) -> Usage | None:
+    """Read usage in OpenAI (``prompt_tokens``), Anthropic (``input_tokens``) or Langfuse
+    (``input``/``output``) form; None when none of them is present.
+    """
+    if usage is None:
+        return None
+    prompt = _int(_get(usage, "prompt_tokens"))
+    completion = _int(_get(usage, "completion_tokens"))
+    details: list[tuple[str, int]] = []
+    if prompt is not None or completion is not None:
+        cached = _int(_get(_get(usage, "prompt_tokens_details"), "cached_tokens"))
+        reasoning = _int(_get(_get(usage, "completion_tokens_details"), "reasoning_tokens"))
+        if cached:
+            details.append(("input_cached_tokens", cached))
+        if reasoning:
+            details.append(("output_reasoning_tokens", reasoning))
+        if prompt is None and completion is not None:
+            total = _int(_get(usage, "total_tokens"))
+            prompt = max(0, (total or completion) - completion)
+        return Usage(prompt or 0, completion or 0, False, tuple(details))
+    inp = _int(_get(usage, "input_tokens"))
+    out = _int(_get(usage, "output_tokens"))
+    if inp is not None or out is not None:
+        for key, name in (
+            ("cache_read_input_tokens", "input_cache_read"),
+            ("cache_creation_input_tokens", "input_cache_creation"),
+        ):
+            value = _int(_get(usage, key))
+            if value:
+                details.append((name, value))
+        return Usage(inp or 0, out or 0, False, tuple(details))
+    inp = _int(_get(usage, "input"))
+    out = _int(_get(usage, "output"))
+    if inp is not None or out is not None:
+        return Usage(inp or 0, out or 0, False)
+    return None
+
+
+def completion_text(result: Any) -> str | None:
+    """The text of a provider response or documented dict; None when not recognised."""
+    if isinstance(result, str):
+        return result
+    choices = _get(result, "choices")
+    if isinstance(choices, list | tuple) and choices:
+        message = _get(choices[0], "message")
+        content = _get(message, "content") if message is not None else _get(choices[0], "text")
+        if isinstance(content, str):
+            return content
+    content = _get(result, "content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list | tuple):
+        texts = [_get(block, "text") for block in content]
+        joined = "".join(text for text in texts if isinstance(text, str))
+        if joined or not content:
+            return joined
+    for key in ("text", "completion", "output"):
+        value = _get(result, key) if isinstance(result, Mapping) else None
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def text_of(value: Any) -> str:
+    """A value as text for the trace: strings as they are, the rest as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    try:
+        return json.dumps(value, default=str, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def extract(result: Any, prompt_text: str) -> tuple[str, Usage]:
+    """Completion text and usage of one LLM call's return value."""
+    text = completion_text(result)
+    if text is None:
+        text = "" if result is None else text_of(result)
+    usage = usage_from_mapping(_get(result, "usage")) if not isinstance(result, str) else None
+    if usage is None:
+        usage = Usage(estimate_tokens(prompt_text), estimate_tokens(text), True)
+    return text, usage
+
+
+def usage_from_argument(usage: Mapping[str, Any] | Usage | None) -> Usage | None:
+    """Usage given explicitly to ``create_generation`` (OpenAI or Langfuse form)."""
+    if usage is None or isinstance(usage, Usage):
+        return usage
+    return usage_from_mapping(usage)

@@ -1,0 +1,149 @@
+"""Handles for traces, spans and generations returned by :class:`LangfuseIntegration`."""
+
+from __future__ import annotations
+
+import threading
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace as trace_api
+
+from hypertool.instrumentation._usage import Usage
+
+if TYPE_CHECKING:
+    from hypertool.instrumentation.langfuse_integration import LangfuseIntegration
+
+_current: ContextVar[tuple[TraceContext, SpanContext | None] | None] = ContextVar(
+    "hypertool_current", default=None
+)
+
+
+def current() -> tuple[TraceContext, SpanContext | None] | None:
+    """The trace (and span) entered with ``with`` in this thread or task, if any."""
+    return _current.get()
+
+
+@dataclass(eq=False)
+class TraceContext:
+    """A trace: one workflow run or conversation.
+
+    Attributes:
+        trace_id: The 32-hex OpenTelemetry / Langfuse trace id.
+        name: Trace name.
+        persona: Canonical persona (the Langfuse user).
+        chatmode: Task mode.
+        metadata: Metadata given at start.
+        url: Where the trace is in the Langfuse UI (None when Langfuse is not configured).
+        status: ``running`` until ended, then ``success`` or ``error``.
+
+    """
+
+    trace_id: str
+    name: str
+    persona: str
+    chatmode: str
+    metadata: dict[str, Any]
+    url: str | None
+    span: trace_api.Span = field(repr=False)
+    integration: LangfuseIntegration = field(repr=False)
+    trace_attributes: dict[str, Any] = field(repr=False, default_factory=dict)
+    status: str = "running"
+    _open_spans: list[SpanContext] = field(default_factory=list, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _token: Token[tuple[TraceContext, SpanContext | None] | None] | None = field(
+        default=None, repr=False
+    )
+
+    @property
+    def ended(self) -> bool:
+        """True once :meth:`LangfuseIntegration.end_trace` was called."""
+        return self.status != "running"
+
+    def __enter__(self) -> TraceContext:
+        self._token = _current.set((self, None))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
+        if not self.ended:
+            status = "error" if exc is not None else "success"
+            self.integration.end_trace(self, status=status, error=exc)
+
+
+@dataclass(eq=False)
+class SpanContext:
+    """A span inside a trace: a stage of a workflow.
+
+    Attributes:
+        span_id: 16-hex span id.
+        trace: The trace it belongs to.
+        name: Span name.
+        persona: Persona of the work in this span.
+        metadata: Metadata given at start.
+
+    """
+
+    span_id: str
+    trace: TraceContext
+    name: str
+    persona: str
+    metadata: dict[str, Any]
+    span: trace_api.Span = field(repr=False)
+    ended: bool = False
+    _token: Token[tuple[TraceContext, SpanContext | None] | None] | None = field(
+        default=None, repr=False
+    )
+
+    def end(self, *, status: str = "success", error: BaseException | str | None = None) -> None:
+        """End the span (idempotent)."""
+        self.trace.integration.end_span(self, status=status, error=error)
+
+    def __enter__(self) -> SpanContext:
+        self._token = _current.set((self.trace, self))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
+        self.end(status="error" if exc is not None else "success", error=exc)
+
+
+@dataclass(frozen=True)
+class GenerationContext:
+    """One recorded LLM call.
+
+    Attributes:
+        generation_id: 16-hex span id of the generation ("" when not recorded).
+        trace_id: Trace it belongs to.
+        name: Generation name.
+        model: Model name.
+        persona: Persona that made the call.
+        usage: Token usage.
+        latency_s: Seconds between start and end.
+        error: Error message, or None.
+
+    """
+
+    generation_id: str
+    trace_id: str
+    name: str
+    model: str
+    persona: str
+    usage: Usage
+    latency_s: float
+    error: str | None = None

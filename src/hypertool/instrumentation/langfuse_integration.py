@@ -1,0 +1,600 @@
+"""The guide's API: :class:`LangfuseIntegration` and the process default integration."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from opentelemetry import trace as trace_api
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.trace import Status, StatusCode
+
+from hypertool.instrumentation import _attributes as attr
+from hypertool.instrumentation._config import Settings, load_settings, mask_secret
+from hypertool.instrumentation._pipeline import Pipeline
+from hypertool.instrumentation._records import GenerationListener, GenerationRecord
+from hypertool.instrumentation._sinks import console_exporter, langfuse_exporter
+from hypertool.instrumentation._usage import Usage, estimate_tokens, text_of, usage_from_argument
+from hypertool.instrumentation.budget import BudgetLedger
+from hypertool.instrumentation.contexts import GenerationContext, SpanContext, TraceContext
+from hypertool.instrumentation.personas import PersonaRegistry, builtin_personas, canonical_name
+
+logger = logging.getLogger("hypertool.instrumentation")
+logger.addHandler(logging.NullHandler())
+
+_warned: set[str] = set()
+_warn_lock = threading.Lock()
+
+
+def warn_once(key: str, message: str, *args: object) -> None:
+    """Log ``message`` as a warning the first time ``key`` is seen in this process."""
+    with _warn_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    logger.warning(message, *args)
+
+
+def _ns(moment: datetime | float | int | None) -> int | None:
+    if moment is None:
+        return None
+    if isinstance(moment, datetime):
+        return int(moment.timestamp() * 1e9)
+    return int(moment * 1e9) if isinstance(moment, float) else int(moment)
+
+
+def _metadata_attributes(prefix: str, metadata: Mapping[str, Any] | None) -> dict[str, str]:
+    if not metadata:
+        return {}
+    result = {}
+    for key, value in metadata.items():
+        result[f"{prefix}.{key}"] = value if isinstance(value, str) else text_of(value)
+    return result
+
+
+class LangfuseIntegration:
+    """Persona-aware tracing to Langfuse (and other sinks) over OpenTelemetry.
+
+    Settings come from the arguments, else ``LANGFUSE_*`` / ``HYPERTOOL_*`` environment
+    variables (a ``.env`` in the working directory is read), else defaults. Without keys,
+    Langfuse is off and every method still works, doing nothing visible; one warning is logged
+    per process.
+
+    Args:
+        public_key: Langfuse public key (``LANGFUSE_PUBLIC_KEY``).
+        secret_key: Langfuse secret key (``LANGFUSE_SECRET_KEY``).
+        host: Langfuse URL (``LANGFUSE_HOST``, default ``https://cloud.langfuse.com``).
+        debug: Log debug output of this library to stderr (``LANGFUSE_DEBUG``).
+        project_id: Langfuse project id, for exact trace URLs (``LANGFUSE_PROJECT_ID``).
+        personas: Persona definitions (budgets); the built-in ones by default.
+        exporters: Extra sinks, name → OpenTelemetry span exporter.
+        export_timeout: Seconds one export request may take (``HYPERTOOL_EXPORT_TIMEOUT``).
+        exit_timeout: Seconds process exit may wait for delivery (``HYPERTOOL_EXIT_TIMEOUT``).
+        queue_size: Spans held per sink while it is slow (``HYPERTOOL_QUEUE_SIZE``).
+
+    """
+
+    def __init__(
+        self,
+        public_key: str | None = None,
+        secret_key: str | None = None,
+        host: str | None = None,
+        *,
+        debug: bool | None = None,
+        project_id: str | None = None,
+        personas: PersonaRegistry | None = None,
+        exporters: Mapping[str, SpanExporter] | None = None,
+        export_timeout: float | None = None,
+        exit_timeout: float | None = None,
+        queue_size: int | None = None,
+    ) -> None:
+        self.settings: Settings = load_settings(
+            public_key=public_key,
+            secret_key=secret_key,
+            host=host,
+            debug=debug,
+            project_id=project_id,
+            export_timeout=export_timeout,
+            exit_timeout=exit_timeout,
+            queue_size=queue_size,
+        )
+        if self.settings.debug:
+            _enable_debug_logging()
+        self.budgets = BudgetLedger(personas if personas is not None else builtin_personas())
+        self._listeners: list[GenerationListener] = []
+        sinks: dict[str, SpanExporter] = {}
+        self.enabled = False
+        if self.settings.langfuse_configured:
+            try:
+                sinks["langfuse"] = langfuse_exporter(self.settings)
+                self.enabled = True
+            except Exception as exc:
+                warn_once(
+                    "init-failed",
+                    "Failed to initialize Langfuse client for %s: %s; tracing to Langfuse is off",
+                    self.settings.host,
+                    exc,
+                )
+        else:
+            warn_once(
+                "not-configured",
+                "Langfuse not configured (LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY unset): "
+                "tracing to Langfuse is off",
+            )
+        if self.settings.console:
+            sinks["console"] = console_exporter()
+        sinks.update(exporters or {})
+        self._pipeline: Pipeline | None = (
+            Pipeline(
+                sinks, queue_size=self.settings.queue_size, exit_timeout=self.settings.exit_timeout
+            )
+            if sinks
+            else None
+        )
+        self._tracer = self._pipeline.tracer if self._pipeline else None
+
+    # -- properties ------------------------------------------------------------------------
+    @property
+    def host(self) -> str:
+        """The Langfuse host traces go to."""
+        return self.settings.host
+
+    @property
+    def recording(self) -> bool:
+        """True when at least one sink receives spans."""
+        return self._tracer is not None
+
+    @property
+    def sinks(self) -> list[str]:
+        """Names of the sinks spans go to."""
+        return self._pipeline.sinks if self._pipeline else []
+
+    @property
+    def pipeline(self) -> Pipeline | None:
+        """The span pipeline (None when no sink is on)."""
+        return self._pipeline
+
+    def __repr__(self) -> str:
+        return (
+            f"LangfuseIntegration(host={self.host!r}, enabled={self.enabled}, "
+            f"public_key={self.settings.public_key!r}, "
+            f"secret_key={mask_secret(self.settings.secret_key)!r}, sinks={self.sinks})"
+        )
+
+    def add_listener(self, listener: GenerationListener) -> None:
+        """Tell ``listener`` of every generation recorded from now on (metrics, stores)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: GenerationListener) -> None:
+        """Stop telling ``listener`` of generations."""
+        self._listeners.remove(listener)
+
+    def trace_url(self, trace_id: str) -> str | None:
+        """The trace's page in the Langfuse UI, built without a network call."""
+        if not self.enabled:
+            return None
+        if self.settings.project_id:
+            return f"{self.host}/project/{self.settings.project_id}/traces/{trace_id}"
+        # Langfuse redirects /trace/<id> to the trace's project page.
+        return f"{self.host}/trace/{trace_id}"
+
+    # -- traces ----------------------------------------------------------------------------
+    def start_trace(
+        self,
+        name: str,
+        persona: str,
+        chatmode: str = "",
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        session_id: str | None = None,
+        tags: list[str] | None = None,
+    ) -> TraceContext:
+        """Start a trace whose Langfuse user is ``persona``; the chatmode is a tag and metadata."""
+        try:
+            return self._start_trace(name, persona, chatmode, metadata, session_id, tags)
+        except Exception:
+            logger.debug("start_trace failed", exc_info=True)
+            return self._dead_trace(name, persona, chatmode, metadata)
+
+    def _start_trace(
+        self,
+        name: str,
+        persona: str,
+        chatmode: str,
+        metadata: Mapping[str, Any] | None,
+        session_id: str | None,
+        tags: list[str] | None,
+    ) -> TraceContext:
+        persona = canonical_name(persona)
+        meta = dict(metadata or {})
+        if self._tracer is None:
+            return self._dead_trace(name, persona, chatmode, meta)
+        trace_attrs: dict[str, Any] = {attr.TRACE_NAME: name}
+        all_tags = [chatmode, *(tags or [])] if chatmode else list(tags or [])
+        if all_tags:
+            trace_attrs[attr.TRACE_TAGS] = all_tags
+        if session_id:
+            trace_attrs[attr.SESSION_ID] = session_id
+        root_attrs = {
+            **trace_attrs,
+            attr.USER_ID: persona,
+            attr.PERSONA: persona,
+            attr.CHATMODE: chatmode,
+            attr.OBSERVATION_TYPE: attr.TYPE_SPAN,
+            **_metadata_attributes(attr.TRACE_METADATA, {"chatmode": chatmode, **meta}),
+        }
+        # An empty context: a trace's root must not adopt the application's current span.
+        span = self._tracer.start_span(name, context=Context(), attributes=root_attrs)
+        trace_id = format(span.get_span_context().trace_id, "032x")
+        return TraceContext(
+            trace_id=trace_id,
+            name=name,
+            persona=persona,
+            chatmode=chatmode,
+            metadata=meta,
+            url=self.trace_url(trace_id),
+            span=span,
+            integration=self,
+            trace_attributes=trace_attrs,
+        )
+
+    def _dead_trace(
+        self, name: str, persona: str, chatmode: str, metadata: Mapping[str, Any] | None
+    ) -> TraceContext:
+        return TraceContext(
+            trace_id=format(random.getrandbits(128), "032x"),
+            name=name,
+            persona=canonical_name(persona),
+            chatmode=chatmode,
+            metadata=dict(metadata or {}),
+            url=None,
+            span=trace_api.INVALID_SPAN,
+            integration=self,
+        )
+
+    def end_trace(
+        self,
+        trace: TraceContext,
+        status: str = "success",
+        *,
+        error: BaseException | str | None = None,
+        output: Any = None,
+    ) -> None:
+        """End the trace and the spans still open in it; no network I/O happens here.
+
+        ``status="error"`` marks the trace ERROR with ``error`` (or a generic message).
+        """
+        try:
+            if trace.ended:
+                return
+            with trace._lock:
+                open_spans, trace._open_spans = trace._open_spans, []
+            for span in open_spans:
+                self.end_span(span)
+            trace.status = "error" if status == "error" else "success"
+            if output is not None:
+                trace.span.set_attribute(attr.OUTPUT, self._cap(text_of(output)))
+            trace.span.set_attribute(attr.TRACE_STATUS, trace.status)
+            _finish(trace.span, trace.status, error, default="trace ended with status=error")
+        except Exception:
+            logger.debug("end_trace failed", exc_info=True)
+
+    # -- spans -----------------------------------------------------------------------------
+    def start_span(
+        self,
+        trace: TraceContext,
+        name: str,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        persona: str | None = None,
+        parent: SpanContext | None = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> SpanContext:
+        """Start a span under ``trace`` (or under ``parent``); end it or use it with ``with``."""
+        resolved = canonical_name(persona) if persona else trace.persona
+        meta = dict(metadata or {})
+        try:
+            if self._tracer is None or trace.span is trace_api.INVALID_SPAN:
+                span: trace_api.Span = trace_api.INVALID_SPAN
+            else:
+                parent_span = parent.span if parent is not None else trace.span
+                span = self._tracer.start_span(
+                    name,
+                    context=trace_api.set_span_in_context(parent_span),
+                    attributes={
+                        **trace.trace_attributes,
+                        attr.USER_ID: resolved,
+                        attr.PERSONA: resolved,
+                        attr.CHATMODE: trace.chatmode,
+                        attr.OBSERVATION_TYPE: attr.TYPE_SPAN,
+                        **_metadata_attributes(attr.OBSERVATION_METADATA, meta),
+                        **(attributes or {}),
+                    },
+                )
+            context = SpanContext(
+                span_id=format(span.get_span_context().span_id, "016x"),
+                trace=trace,
+                name=name,
+                persona=resolved,
+                metadata=meta,
+                span=span,
+            )
+            with trace._lock:
+                trace._open_spans.append(context)
+            return context
+        except Exception:
+            logger.debug("start_span failed", exc_info=True)
+            return SpanContext("0" * 16, trace, name, resolved, meta, trace_api.INVALID_SPAN)
+
+    def end_span(
+        self,
+        span: SpanContext,
+        *,
+        status: str = "success",
+        error: BaseException | str | None = None,
+    ) -> None:
+        """End ``span`` (idempotent); ``status="error"`` marks it ERROR."""
+        if span.ended:
+            return
+        span.ended = True
+        try:
+            with span.trace._lock:
+                if span in span.trace._open_spans:
+                    span.trace._open_spans.remove(span)
+            _finish(span.span, status, error, default="span ended with status=error")
+        except Exception:
+            logger.debug("end_span failed", exc_info=True)
+
+    # -- generations -----------------------------------------------------------------------
+    def create_generation(
+        self,
+        trace: TraceContext,
+        name: str,
+        model: str,
+        prompt: Any,
+        completion: Any,
+        usage: Mapping[str, Any] | Usage | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        parent: SpanContext | None = None,
+        persona: str | None = None,
+        start_time: datetime | float | None = None,
+        end_time: datetime | float | None = None,
+        model_parameters: Mapping[str, Any] | None = None,
+        error: BaseException | str | None = None,
+    ) -> GenerationContext:
+        """Record one LLM call in ``trace`` (under ``parent`` when given).
+
+        ``usage`` may be in OpenAI form (``prompt_tokens``/``completion_tokens``) or Langfuse
+        form (``input``/``output``); without it tokens are estimated and marked so. Times are
+        datetimes or epoch seconds; without them the call is recorded as ending now.
+        """
+        try:
+            persona_name = (
+                canonical_name(persona)
+                if persona
+                else (parent.persona if parent is not None else trace.persona)
+            )
+            prompt_text = text_of(prompt)
+            completion_text = "" if completion is None else text_of(completion)
+            resolved = usage_from_argument(usage) or Usage(
+                estimate_tokens(prompt_text), estimate_tokens(completion_text), True
+            )
+            end_ns = _ns(end_time) or time.time_ns()
+            start_ns = _ns(start_time) or end_ns
+            return self.record_generation(
+                trace=trace,
+                parent=parent,
+                name=name,
+                model=model,
+                persona=persona_name,
+                chatmode=trace.chatmode,
+                prompt=prompt_text,
+                completion=completion_text,
+                usage=resolved,
+                start_ns=start_ns,
+                end_ns=end_ns,
+                metadata=metadata,
+                model_parameters=model_parameters,
+                error=error,
+            )
+        except Exception:
+            logger.debug("create_generation failed", exc_info=True)
+            return GenerationContext("", trace.trace_id, name, model, trace.persona, Usage(), 0.0)
+
+    def record_generation(
+        self,
+        *,
+        trace: TraceContext | None,
+        parent: SpanContext | None,
+        name: str,
+        model: str,
+        persona: str,
+        chatmode: str,
+        prompt: str,
+        completion: str,
+        usage: Usage,
+        start_ns: int,
+        end_ns: int,
+        metadata: Mapping[str, Any] | None = None,
+        model_parameters: Mapping[str, Any] | None = None,
+        error: BaseException | str | None = None,
+        trace_name: str | None = None,
+        workflow: str = "",
+        stage: str = "",
+    ) -> GenerationContext:
+        """Record a finished generation (the shared path of every way to record one).
+
+        With ``trace=None`` the generation is the root of a trace of its own, named
+        ``trace_name``.
+        """
+        message = None if error is None else (str(error) or type(error).__name__)
+        span_id = ""
+        trace_id = trace.trace_id if trace is not None else ""
+        if self._tracer is not None and (trace is None or trace.span is not trace_api.INVALID_SPAN):
+            attributes: dict[str, Any] = {
+                **(
+                    trace.trace_attributes
+                    if trace is not None
+                    else {attr.TRACE_NAME: trace_name or name}
+                ),
+                attr.USER_ID: persona,
+                attr.PERSONA: persona,
+                attr.CHATMODE: chatmode,
+                attr.OBSERVATION_TYPE: attr.TYPE_GENERATION,
+                attr.MODEL: model,
+                attr.GEN_AI_OPERATION: "chat",
+                attr.GEN_AI_REQUEST_MODEL: model,
+                attr.INPUT: self._cap(prompt),
+                attr.OUTPUT: self._cap(completion),
+                attr.USAGE_DETAILS: json.dumps(usage.as_langfuse()),
+                attr.GEN_AI_INPUT_TOKENS: usage.input,
+                attr.GEN_AI_OUTPUT_TOKENS: usage.output,
+                attr.USAGE_ESTIMATED: usage.estimated,
+            }
+            if trace is None and chatmode:
+                attributes[attr.TRACE_TAGS] = [chatmode]
+            if workflow:
+                attributes[attr.WORKFLOW] = workflow
+            if stage:
+                attributes[attr.STAGE] = stage
+            if model_parameters:
+                attributes[attr.MODEL_PARAMETERS] = text_of(dict(model_parameters))
+            if metadata:
+                attributes.update(_metadata_attributes(attr.OBSERVATION_METADATA, metadata))
+            if trace is None:
+                context = Context()
+            else:
+                parent_span = parent.span if parent is not None else trace.span
+                context = trace_api.set_span_in_context(parent_span)
+            span = self._tracer.start_span(
+                name, context=context, attributes=attributes, start_time=start_ns
+            )
+            span_context = span.get_span_context()
+            span_id = format(span_context.span_id, "016x")
+            trace_id = format(span_context.trace_id, "032x")
+            _finish(span, "error" if message else "success", error, end_ns=end_ns)
+        elif not trace_id:
+            trace_id = format(random.getrandbits(128), "032x")
+        record = GenerationRecord(
+            name=name,
+            persona=persona,
+            chatmode=chatmode,
+            model=model,
+            usage=usage,
+            start_ns=start_ns,
+            end_ns=end_ns,
+            error=message,
+            trace_id=trace_id,
+            workflow=workflow,
+            stage=stage,
+        )
+        self.budgets.record(persona, usage.total)
+        for listener in self._listeners:
+            try:
+                listener(record)
+            except Exception:
+                warn_once(f"listener-{id(listener)}", "generation listener %r failed", listener)
+        return GenerationContext(
+            generation_id=span_id,
+            trace_id=trace_id,
+            name=name,
+            model=model,
+            persona=persona,
+            usage=usage,
+            latency_s=record.duration_s,
+            error=message,
+        )
+
+    # -- delivery --------------------------------------------------------------------------
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Send what is pending; returns within ``timeout`` seconds even if the endpoint hangs.
+
+        Returns:
+            True when everything queued was handed over in time.
+
+        """
+        if self._pipeline is None:
+            return True
+        try:
+            return self._pipeline.flush(timeout)
+        except Exception:
+            logger.debug("flush failed", exc_info=True)
+            return False
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flush for at most ``timeout`` seconds (the exit timeout by default) and stop."""
+        if self._pipeline is None:
+            return True
+        return self._pipeline.close(self.settings.exit_timeout if timeout is None else timeout)
+
+    def _cap(self, text: str) -> str:
+        limit = self.settings.max_field_chars
+        if len(text) <= limit:
+            return text
+        return f"{text[:limit]}…[truncated {len(text) - limit} chars]"
+
+
+def _finish(
+    span: trace_api.Span,
+    status: str,
+    error: BaseException | str | None,
+    *,
+    default: str = "error",
+    end_ns: int | None = None,
+) -> None:
+    if status == "error" or error is not None:
+        message = (str(error) or type(error).__name__) if error is not None else default
+        span.set_attributes({attr.LEVEL: attr.LEVEL_ERROR, attr.STATUS_MESSAGE: message})
+        if isinstance(error, BaseException):
+            span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, message))
+    span.end(end_time=end_ns)
+
+
+def _enable_debug_logging() -> None:
+    if not any(getattr(h, "_hypertool_debug", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler._hypertool_debug = True  # type: ignore[attr-defined]
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+
+
+_default: LangfuseIntegration | None = None
+_default_lock = threading.Lock()
+
+
+def get_langfuse_integration() -> LangfuseIntegration:
+    """The process default integration, built from the environment on first use."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = LangfuseIntegration()
+    return _default
+
+
+def set_langfuse_integration(integration: LangfuseIntegration | None) -> None:
+    """Make ``integration`` the process default (None: build anew from the environment)."""
+    global _default
+    with _default_lock:
+        _default = integration
+
+
+def reset_langfuse_integration() -> None:
+    """Forget the process default and the once-per-process warnings (for tests)."""
+    global _default
+    with _default_lock:
+        previous, _default = _default, None
+    if previous is not None:
+        previous.shutdown(0.0)
+    with _warn_lock:
+        _warned.clear()

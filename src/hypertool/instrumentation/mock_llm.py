@@ -1,0 +1,45 @@
+"""A deterministic stand-in for an LLM API, returning OpenAI-shaped responses with usage."""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from typing import Any
+
+from hypertool.instrumentation._usage import estimate_tokens
+
+# Output length per persona: how verbose each role's answers are.
+_COMPLETION_TOKENS = {
+    "backend-engineer": 773,
+    "testing-specialist": 640,
+    "devops-engineer": 420,
+}
+_DEFAULT_COMPLETION_TOKENS = 500
+
+
+async def mock_llm(prompt: str, *, persona: str = "", latency_s: float = 0.0) -> dict[str, Any]:
+    """Answer ``prompt`` like a chat completion API would, with exact usage.
+
+    The answer and the token counts depend only on the prompt and persona, so runs repeat.
+    """
+    if latency_s:
+        await asyncio.sleep(latency_s)
+    prompt_tokens = estimate_tokens(prompt) + 60  # a system prompt the provider also counts
+    completion_tokens = _COMPLETION_TOKENS.get(persona, _DEFAULT_COMPLETION_TOKENS)
+    return {
+        "id": f"mock-{zlib.crc32(f'{persona}:{prompt}'.encode()):08x}",
+        "object": "chat.completion",
+        "model": "gpt-4",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": f"Mock LLM response for: {prompt}"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }

@@ -1,0 +1,301 @@
+"""Automatic tracing of LLM functions: :class:`ObservableLLM` and :func:`observe_llm`."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar, cast, overload
+
+from hypertool.instrumentation._usage import extract, text_of
+from hypertool.instrumentation.contexts import SpanContext, TraceContext, current
+from hypertool.instrumentation.langfuse_integration import (
+    LangfuseIntegration,
+    get_langfuse_integration,
+)
+from hypertool.instrumentation.personas import UNKNOWN_PERSONA, canonical_name
+
+logger = logging.getLogger("hypertool.instrumentation")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(slots=True)
+class _Call:
+    integration: LangfuseIntegration
+    trace: TraceContext | None
+    parent: SpanContext | None
+    persona: str
+    chatmode: str
+    prompt: str
+    metadata: Mapping[str, Any] | None
+    start_ns: int
+
+
+class _Recorder:
+    """What the sync and async wrappers share: resolve the call's context, record its outcome."""
+
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        langfuse: LangfuseIntegration | None,
+        persona: str | None,
+        chatmode: str | None,
+        model_parameters: Mapping[str, Any] | None,
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.langfuse = langfuse
+        self.persona = canonical_name(persona) if persona else None
+        self.chatmode = chatmode
+        self.model_parameters = dict(model_parameters) if model_parameters else None
+
+    def before(
+        self,
+        prompt: Any,
+        persona: str | None,
+        chatmode: str | None,
+        trace: TraceContext | None,
+        metadata: Mapping[str, Any] | None,
+    ) -> _Call | None:
+        try:
+            integration = self.langfuse or get_langfuse_integration()
+            parent: SpanContext | None = None
+            entered = current()
+            if trace is None and entered is not None:
+                trace, parent = entered
+            elif entered is not None and entered[0] is trace:
+                parent = entered[1]
+            if persona:
+                resolved = canonical_name(persona)
+            elif parent is not None:
+                resolved = parent.persona
+            elif self.persona:
+                resolved = self.persona
+            elif trace is not None:
+                resolved = trace.persona
+            else:
+                resolved = UNKNOWN_PERSONA
+            mode = chatmode or self.chatmode or (trace.chatmode if trace is not None else "")
+            return _Call(
+                integration,
+                trace,
+                parent,
+                resolved,
+                mode,
+                text_of(prompt),
+                metadata,
+                time.time_ns(),
+            )
+        except Exception:
+            logger.debug("instrumentation failed before the call", exc_info=True)
+            return None
+
+    def after(self, call: _Call | None, result: Any, error: BaseException | None) -> None:
+        if call is None:
+            return
+        end_ns = time.time_ns()
+        try:
+            if error is None:
+                completion, usage = extract(result, call.prompt)
+            else:
+                completion, usage = "", extract("", call.prompt)[1]
+            workflow = stage = ""
+            if call.parent is not None:
+                workflow = str(call.parent.metadata.get("workflow", ""))
+                stage = str(call.parent.metadata.get("stage", ""))
+            call.integration.record_generation(
+                trace=call.trace,
+                parent=call.parent,
+                name=self.name,
+                model=self.model,
+                persona=call.persona,
+                chatmode=call.chatmode,
+                prompt=call.prompt,
+                completion=completion,
+                usage=usage,
+                start_ns=call.start_ns,
+                end_ns=end_ns,
+                metadata=call.metadata,
+                model_parameters=self.model_parameters,
+                error=error,
+                workflow=workflow,
+                stage=stage,
+            )
+        except Exception:
+            logger.debug("instrumentation failed after the call", exc_info=True)
+
+
+def _run(
+    recorder: _Recorder,
+    call: _Call | None,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+) -> Any:
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as exc:
+        recorder.after(call, None, exc)
+        raise
+    recorder.after(call, result, None)
+    return result
+
+
+async def _run_async(
+    recorder: _Recorder,
+    call: _Call | None,
+    fn: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+) -> Any:
+    try:
+        result = await fn(*args, **kwargs)
+    except BaseException as exc:
+        recorder.after(call, None, exc)
+        raise
+    recorder.after(call, result, None)
+    return result
+
+
+def _prompt_of(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    if len(args) == 1 and not kwargs:
+        return args[0]
+    if not args and len(kwargs) == 1:
+        return next(iter(kwargs.values()))
+    return {"args": list(args), "kwargs": dict(kwargs)} if kwargs else list(args)
+
+
+class ObservableLLM:
+    """Wrap an LLM function so every call is a Langfuse generation with its persona.
+
+    Calling the wrapper calls the function with the same arguments and returns what it
+    returned; an async function gives an awaitable. Exceptions propagate unchanged (the
+    generation is marked ERROR). Tokens are exact when the function returns a provider
+    response (OpenAI chat completion, Anthropic message, or a dict with ``usage``), estimated
+    otherwise.
+
+    Args:
+        llm_function: The function to observe; its first argument is the prompt.
+        model: Model name recorded on each generation.
+        langfuse: Integration to record with; the process default when None.
+        name: Generation name; the function's name by default.
+        persona: Persona when a call names none.
+        chatmode: Chatmode when a call names none.
+        model_parameters: Temperature, max tokens… recorded on each generation.
+
+    """
+
+    def __init__(
+        self,
+        llm_function: Callable[..., Any],
+        model: str,
+        langfuse: LangfuseIntegration | None = None,
+        *,
+        name: str | None = None,
+        persona: str | None = None,
+        chatmode: str | None = None,
+        model_parameters: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.llm_function = llm_function
+        self.model = model
+        self.is_async = inspect.iscoroutinefunction(llm_function)
+        self._recorder = _Recorder(
+            name or str(getattr(llm_function, "__name__", "llm")),
+            model,
+            langfuse,
+            persona,
+            chatmode,
+            model_parameters,
+        )
+        functools.update_wrapper(self, llm_function)
+
+    def __call__(
+        self,
+        prompt: Any,
+        *args: Any,
+        persona: str | None = None,
+        chatmode: str | None = None,
+        trace: TraceContext | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Call the function (awaitable when it is async) and record the generation."""
+        call = self._recorder.before(prompt, persona, chatmode, trace, metadata)
+        run = _run_async if self.is_async else _run
+        return run(self._recorder, call, self.llm_function, (prompt, *args), kwargs)
+
+    def __repr__(self) -> str:
+        return f"ObservableLLM({self._recorder.name!r}, model={self.model!r})"
+
+
+@overload
+def observe_llm(
+    *,
+    model: str,
+    persona: str | None = None,
+    chatmode: str | None = None,
+    langfuse: LangfuseIntegration | None = None,
+    name: str | None = None,
+    model_parameters: Mapping[str, Any] | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+
+@overload
+def observe_llm(
+    func: Callable[P, R],
+    *,
+    model: str = ...,
+) -> Callable[P, R]: ...
+
+
+def observe_llm(
+    func: Callable[P, R] | None = None,
+    *,
+    model: str = "unknown",
+    persona: str | None = None,
+    chatmode: str | None = None,
+    langfuse: LangfuseIntegration | None = None,
+    name: str | None = None,
+    model_parameters: Mapping[str, Any] | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]] | Callable[P, R]:
+    """Decorate an LLM function so each call is a generation of ``persona``.
+
+    The decorated function keeps its name, docstring and signature; inside a trace or span
+    entered with ``with``, its generations join that trace.
+    """
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        recorder = _Recorder(
+            name or str(getattr(fn, "__name__", "llm")),
+            model,
+            langfuse,
+            persona,
+            chatmode,
+            model_parameters,
+        )
+        if inspect.iscoroutinefunction(fn):
+            async_fn = cast(Callable[P, Awaitable[Any]], fn)
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                call = recorder.before(_prompt_of(args, kwargs), None, None, None, None)
+                return await _run_async(recorder, call, async_fn, args, kwargs)
+
+            return cast(Callable[P, R], async_wrapper)
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            call = recorder.before(_prompt_of(args, kwargs), None, None, None, None)
+            return cast(R, _run(recorder, call, fn, args, kwargs))
+
+        return wrapper
+
+    if func is not None:
+        return decorate(func)
+    return decorate

@@ -1,0 +1,170 @@
+"""The guide's instrumented package-release workflow (run it as a module to validate setup).
+
+``python -m hypertool.instrumentation.test_instrumented_workflow`` runs three stages —
+backend-engineer, testing-specialist, devops-engineer — each calling a deterministic mock LLM
+through :class:`ObservableLLM`, and prints what was recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hypertool.instrumentation.langfuse_integration import (
+    LangfuseIntegration,
+    get_langfuse_integration,
+)
+from hypertool.instrumentation.mock_llm import mock_llm
+from hypertool.instrumentation.observable import ObservableLLM
+
+CHATMODE = "package-release"
+WORKFLOW = "package-release-workflow"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the release workflow."""
+
+    key: str
+    title: str
+    persona: str
+    prompt: str
+
+
+def release_stages(version: str) -> list[Stage]:
+    """The package-release stages for ``version``."""
+    return [
+        Stage(
+            "version-bump",
+            "Version Bump",
+            "backend-engineer",
+            f"Implement backend for: Update version to {version}",
+        ),
+        Stage(
+            "quality-validation",
+            "Quality Validation",
+            "testing-specialist",
+            f"Write tests for: Validate release {version}",
+        ),
+        Stage(
+            "publish",
+            "Publish",
+            "devops-engineer",
+            f"Deploy: Publish package {version} to PyPI",
+        ),
+    ]
+
+
+@dataclass
+class StageResult:
+    """What one stage recorded."""
+
+    stage: Stage
+    response: str
+    tokens: int
+    budget_remaining: int | None
+
+
+@dataclass
+class WorkflowResult:
+    """What the workflow recorded."""
+
+    trace_id: str
+    trace_url: str | None
+    stages: list[StageResult] = field(default_factory=list)
+
+    @property
+    def tokens_by_persona(self) -> dict[str, int]:
+        """Tokens used per persona in this run."""
+        totals: dict[str, int] = {}
+        for result in self.stages:
+            totals[result.stage.persona] = totals.get(result.stage.persona, 0) + result.tokens
+        return totals
+
+
+async def run_release_workflow(
+    langfuse: LangfuseIntegration | None = None,
+    *,
+    version: str = "1.2.0",
+    out: Callable[[str], None] = print,
+) -> WorkflowResult:
+    """Run the package-release workflow, printing each stage like the guide's expected output."""
+    langfuse = langfuse or get_langfuse_integration()
+
+    async def call_llm(prompt: str, persona: str) -> dict[str, object]:
+        return await mock_llm(prompt, persona=persona)
+
+    llm = ObservableLLM(llm_function=call_llm, model="gpt-4", langfuse=langfuse, name="release-llm")
+    out("🚀 Starting Package Release Workflow")
+    out("=" * 60)
+    trace = langfuse.start_trace(
+        name=WORKFLOW,
+        persona="backend-engineer",
+        chatmode=CHATMODE,
+        metadata={"version": version},
+    )
+    result = WorkflowResult(trace_id=trace.trace_id, trace_url=trace.url)
+    try:
+        for number, stage in enumerate(release_stages(version), start=1):
+            out("")
+            out(f"📝 Stage {number}: {stage.title}")
+            out(f"   Persona: {stage.persona}")
+            used_before = langfuse.budgets.used(stage.persona)
+            with langfuse.start_span(
+                trace,
+                name=f"stage-{stage.key}",
+                metadata={"workflow": WORKFLOW, "stage": stage.key},
+                persona=stage.persona,
+            ):
+                response = await llm(
+                    stage.prompt,
+                    stage.persona,
+                    persona=stage.persona,
+                    chatmode=CHATMODE,
+                    trace=trace,
+                )
+            text = str(response["choices"][0]["message"]["content"])
+            tokens = langfuse.budgets.used(stage.persona) - used_before
+            remaining = langfuse.budgets.remaining(stage.persona)
+            result.stages.append(StageResult(stage, text, tokens, remaining))
+            out(f"   ✅ {text}")
+            out(f"   📊 Tokens: {tokens}")
+            out(f"   💰 Budget remaining: {remaining if remaining is not None else 'no budget'}")
+    except BaseException as exc:
+        langfuse.end_trace(trace, status="error", error=exc)
+        raise
+    langfuse.end_trace(trace, status="success")
+    langfuse.flush(timeout=5.0)
+
+    out("")
+    out("=" * 60)
+    out("📈 Summary")
+    for persona, tokens in result.tokens_by_persona.items():
+        remaining = langfuse.budgets.remaining(persona)
+        budget = langfuse.budgets.budget(persona)
+        out(f"   {persona}: {tokens} tokens (budget {budget}, remaining {remaining})")
+    out(f"   Total tokens: {sum(result.tokens_by_persona.values())}")
+    out(f"   Trace: {trace.trace_id}")
+    out("")
+    out("✅ Package Release Workflow Complete!")
+    out("")
+    if langfuse.enabled:
+        out("🔍 Langfuse tracing enabled!")
+        out(f"   Host: {langfuse.host}")
+        if trace.url:
+            out(f"   Trace: {trace.url}")
+        out("   Check Langfuse UI for LLM traces with persona context")
+    else:
+        out("⚠️  Langfuse not configured")
+        out("   Set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY to send traces to Langfuse")
+    return result
+
+
+def main() -> None:
+    """Run the workflow with the default integration."""
+    asyncio.run(run_release_workflow())
+
+
+if __name__ == "__main__":
+    main()
