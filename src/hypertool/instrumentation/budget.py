@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 
 from hypertool.instrumentation.personas import PersonaRegistry, builtin_personas, canonical_name
+
+
+def _nothing() -> None:
+    return None
 
 
 class BudgetLedger:
@@ -15,8 +20,14 @@ class BudgetLedger:
     which made its budget alert impossible to fire).
     """
 
-    def __init__(self, personas: PersonaRegistry | None = None) -> None:
+    def __init__(
+        self,
+        personas: PersonaRegistry | None = None,
+        *,
+        sync: Callable[[], None] | None = None,
+    ) -> None:
         self.personas = personas if personas is not None else builtin_personas()
+        self._sync = sync or _nothing
         self._used: defaultdict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
 
@@ -30,6 +41,7 @@ class BudgetLedger:
 
     def used(self, persona: str) -> int:
         """Tokens used by ``persona`` since the last reset."""
+        self._sync()
         return self._used.get(canonical_name(persona), 0)
 
     def budget(self, persona: str) -> int | None:
@@ -43,6 +55,7 @@ class BudgetLedger:
 
     def reset(self, persona: str | None = None) -> None:
         """Restore the full budget of ``persona`` (of every persona when None)."""
+        self._sync()
         with self._lock:
             if persona is None:
                 self._used.clear()
@@ -51,5 +64,6 @@ class BudgetLedger:
 
     def snapshot(self) -> dict[str, int]:
         """Tokens used per persona."""
+        self._sync()
         with self._lock:
             return dict(self._used)

@@ -7,7 +7,9 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Mapping
+import weakref
+from collections import deque
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -107,7 +109,13 @@ class LangfuseIntegration:
         )
         if self.settings.debug:
             _enable_debug_logging()
-        self.budgets = BudgetLedger(personas if personas is not None else builtin_personas())
+        self.budgets = BudgetLedger(
+            personas if personas is not None else builtin_personas(), sync=self.drain
+        )
+        self._deferred: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
+        self._process_lock = threading.RLock()
+        self._wake = threading.Event()
+        self._worker: threading.Thread | None = None
         self._listeners: list[GenerationListener] = []
         sinks: dict[str, SpanExporter] = {}
         self.enabled = False
@@ -513,6 +521,56 @@ class LangfuseIntegration:
             error=message,
         )
 
+    # -- deferred recording ----------------------------------------------------------------
+    def defer(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` soon on the recording thread (now, when the queue is full).
+
+        Instrumented calls hand their outcome over here, so extracting usage and building spans
+        never happens on the caller's path. Reads of budgets, :meth:`flush` and process exit
+        process what is pending first, so nothing recorded is missed.
+        """
+        deferred = self._deferred
+        if len(deferred) >= self.settings.queue_size:
+            # Back-pressure instead of loss: the caller records this one itself.
+            self._run_deferred(fn, args)
+            return
+        deferred.append((fn, args))
+        if self._worker is None:
+            self._start_worker()
+        elif len(deferred) >= _WAKE_AT and not self._wake.is_set():
+            self._wake.set()
+
+    def drain(self) -> None:
+        """Record everything handed over so far, in this thread."""
+        deferred = self._deferred
+        with self._process_lock:
+            while deferred:
+                try:
+                    fn, args = deferred.popleft()
+                except IndexError:
+                    break
+                self._run_deferred(fn, args)
+
+    @staticmethod
+    def _run_deferred(fn: Callable[..., None], args: tuple[Any, ...]) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            logger.debug("recording a generation failed", exc_info=True)
+
+    def _start_worker(self) -> None:
+        with _default_lock:
+            if self._worker is not None:
+                return
+            worker = threading.Thread(
+                target=_record_forever,
+                args=(weakref.ref(self),),
+                name="hypertool-recorder",
+                daemon=True,
+            )
+            self._worker = worker
+        worker.start()
+
     # -- delivery --------------------------------------------------------------------------
     def flush(self, timeout: float = 5.0) -> bool:
         """Send what is pending; returns within ``timeout`` seconds even if the endpoint hangs.
@@ -521,6 +579,7 @@ class LangfuseIntegration:
             True when everything queued was handed over in time.
 
         """
+        self.drain()
         if self._pipeline is None:
             return True
         try:
@@ -531,6 +590,7 @@ class LangfuseIntegration:
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Flush for at most ``timeout`` seconds (the exit timeout by default) and stop."""
+        self.drain()
         if self._pipeline is None:
             return True
         return self._pipeline.close(self.settings.exit_timeout if timeout is None else timeout)
@@ -540,6 +600,26 @@ class LangfuseIntegration:
         if len(text) <= limit:
             return text
         return f"{text[:limit]}…[truncated {len(text) - limit} chars]"
+
+
+_WAKE_AT = 256
+_RECORD_INTERVAL_S = 0.05
+
+
+def _record_forever(ref: weakref.ref[LangfuseIntegration]) -> None:
+    while True:
+        integration = ref()
+        if integration is None:
+            return
+        wake = integration._wake
+        del integration  # hold no strong reference while waiting
+        wake.wait(_RECORD_INTERVAL_S)
+        wake.clear()
+        integration = ref()
+        if integration is None:
+            return
+        integration.drain()
+        del integration
 
 
 def _finish(

@@ -31,7 +31,7 @@ class _Call:
     parent: SpanContext | None
     persona: str
     chatmode: str
-    prompt: str
+    prompt: Any
     metadata: Mapping[str, Any] | None
     start_ns: int
 
@@ -88,7 +88,7 @@ class _Recorder:
                 parent,
                 resolved,
                 mode,
-                text_of(prompt),
+                prompt,
                 metadata,
                 time.time_ns(),
             )
@@ -97,38 +97,42 @@ class _Recorder:
             return None
 
     def after(self, call: _Call | None, result: Any, error: BaseException | None) -> None:
-        if call is None:
-            return
-        end_ns = time.time_ns()
-        try:
-            if error is None:
-                completion, usage = extract(result, call.prompt)
-            else:
-                completion, usage = "", extract("", call.prompt)[1]
-            workflow = stage = ""
-            if call.parent is not None:
-                workflow = str(call.parent.metadata.get("workflow", ""))
-                stage = str(call.parent.metadata.get("stage", ""))
-            call.integration.record_generation(
-                trace=call.trace,
-                parent=call.parent,
-                name=self.name,
-                model=self.model,
-                persona=call.persona,
-                chatmode=call.chatmode,
-                prompt=call.prompt,
-                completion=completion,
-                usage=usage,
-                start_ns=call.start_ns,
-                end_ns=end_ns,
-                metadata=call.metadata,
-                model_parameters=self.model_parameters,
-                error=error,
-                workflow=workflow,
-                stage=stage,
-            )
-        except Exception:
-            logger.debug("instrumentation failed after the call", exc_info=True)
+        """Hand the outcome to the integration; the recording itself happens off this path."""
+        if call is not None:
+            try:
+                call.integration.defer(self.complete, call, result, error, time.time_ns())
+            except Exception:
+                logger.debug("instrumentation failed after the call", exc_info=True)
+
+    def complete(self, call: _Call, result: Any, error: BaseException | None, end_ns: int) -> None:
+        """Extract text and usage from the outcome and record the generation."""
+        prompt = text_of(call.prompt)
+        if error is None:
+            completion, usage = extract(result, prompt)
+        else:
+            completion, usage = "", extract("", prompt)[1]
+        workflow = stage = ""
+        if call.parent is not None:
+            workflow = str(call.parent.metadata.get("workflow", ""))
+            stage = str(call.parent.metadata.get("stage", ""))
+        call.integration.record_generation(
+            trace=call.trace,
+            parent=call.parent,
+            name=self.name,
+            model=self.model,
+            persona=call.persona,
+            chatmode=call.chatmode,
+            prompt=prompt,
+            completion=completion,
+            usage=usage,
+            start_ns=call.start_ns,
+            end_ns=end_ns,
+            metadata=call.metadata,
+            model_parameters=self.model_parameters,
+            error=error,
+            workflow=workflow,
+            stage=stage,
+        )
 
 
 def _run(
