@@ -6,13 +6,37 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Sequence
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from hypertool.instrumentation.langfuse_integration import get_langfuse_integration
+    from hypertool.instrumentation.metrics import PersonaMetricsCollector, start_metrics_server
     from hypertool.instrumentation.test_instrumented_workflow import run_release_workflow
 
-    asyncio.run(run_release_workflow(version=args.release_version))
+    langfuse = get_langfuse_integration()
+    metrics = PersonaMetricsCollector().attach(langfuse)
+    server = None
+    if args.metrics_port is not None:
+        server = start_metrics_server(args.metrics_port, addr=args.metrics_addr)
+        print(f"📈 Metrics: http://{args.metrics_addr}:{args.metrics_port}/metrics", flush=True)
+    asyncio.run(run_release_workflow(langfuse, version=args.release_version, metrics=metrics))
+    if server is not None:
+        serve = args.serve_seconds
+        print(
+            "   Serving metrics "
+            + (f"for {serve:g} s" if serve is not None else "until interrupted (Ctrl-C)"),
+            flush=True,
+        )
+        try:
+            deadline = None if serve is None else time.monotonic() + serve
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.shutdown()
     return 0
 
 
@@ -22,6 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run the instrumented package-release workflow")
     demo.add_argument("--release-version", default="1.2.0", help="version to release")
+    demo.add_argument(
+        "--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port"
+    )
+    demo.add_argument("--metrics-addr", default="127.0.0.1", help="address to serve metrics on")
+    demo.add_argument(
+        "--serve-seconds",
+        type=float,
+        default=None,
+        help="with --metrics-port: stop serving after this many seconds (default: until Ctrl-C)",
+    )
     demo.set_defaults(handler=_demo)
     return parser
 

@@ -15,8 +15,10 @@ from hypertool.instrumentation.langfuse_integration import (
     LangfuseIntegration,
     get_langfuse_integration,
 )
+from hypertool.instrumentation.metrics import PersonaMetricsCollector
 from hypertool.instrumentation.mock_llm import mock_llm
 from hypertool.instrumentation.observable import ObservableLLM
+from hypertool.instrumentation.workflow_tracing import WorkflowTracer
 
 CHATMODE = "package-release"
 WORKFLOW = "package-release-workflow"
@@ -87,9 +89,15 @@ async def run_release_workflow(
     langfuse: LangfuseIntegration | None = None,
     *,
     version: str = "1.2.0",
+    metrics: PersonaMetricsCollector | None = None,
     out: Callable[[str], None] = print,
 ) -> WorkflowResult:
-    """Run the package-release workflow, printing each stage like the guide's expected output."""
+    """Run the package-release workflow, printing each stage like the guide's expected output.
+
+    The workflow is one trace (a :class:`WorkflowTracer`); each stage is a span with its persona
+    and one generation through :class:`ObservableLLM`. Tokens and budgets printed are read back
+    from what was recorded. ``metrics``, when given, is fed by the same generations.
+    """
     langfuse = langfuse or get_langfuse_integration()
 
     async def call_llm(prompt: str, persona: str) -> dict[str, object]:
@@ -98,32 +106,25 @@ async def run_release_workflow(
     llm = ObservableLLM(llm_function=call_llm, model="gpt-4", langfuse=langfuse, name="release-llm")
     out("🚀 Starting Package Release Workflow")
     out("=" * 60)
-    trace = langfuse.start_trace(
-        name=WORKFLOW,
-        persona="backend-engineer",
+    workflow = WorkflowTracer(
+        WORKFLOW,
+        {"version": version},
+        langfuse=langfuse,
+        metrics=metrics,
         chatmode=CHATMODE,
-        metadata={"version": version},
+        persona="backend-engineer",
     )
-    result = WorkflowResult(trace_id=trace.trace_id, trace_url=trace.url)
-    try:
+    async with workflow:
+        assert workflow.trace is not None
+        trace = workflow.trace
+        result = WorkflowResult(trace_id=trace.trace_id, trace_url=trace.url)
         for number, stage in enumerate(release_stages(version), start=1):
             out("")
             out(f"📝 Stage {number}: {stage.title}")
             out(f"   Persona: {stage.persona}")
             used_before = langfuse.budgets.used(stage.persona)
-            with langfuse.start_span(
-                trace,
-                name=f"stage-{stage.key}",
-                metadata={"workflow": WORKFLOW, "stage": stage.key},
-                persona=stage.persona,
-            ):
-                response = await llm(
-                    stage.prompt,
-                    stage.persona,
-                    persona=stage.persona,
-                    chatmode=CHATMODE,
-                    trace=trace,
-                )
+            async with workflow.stage(stage.key, stage.persona):
+                response = await llm(stage.prompt, stage.persona, persona=stage.persona)
             text = str(response["choices"][0]["message"]["content"])
             tokens = langfuse.budgets.used(stage.persona) - used_before
             remaining = langfuse.budgets.remaining(stage.persona)
@@ -131,10 +132,6 @@ async def run_release_workflow(
             out(f"   ✅ {text}")
             out(f"   📊 Tokens: {tokens}")
             out(f"   💰 Budget remaining: {remaining if remaining is not None else 'no budget'}")
-    except BaseException as exc:
-        langfuse.end_trace(trace, status="error", error=exc)
-        raise
-    langfuse.end_trace(trace, status="success")
     langfuse.flush(timeout=5.0)
 
     out("")

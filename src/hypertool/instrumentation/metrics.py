@@ -1,0 +1,267 @@
+"""Prometheus metrics per persona, fed in-process from the same events as the traces."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.registry import REGISTRY
+
+from hypertool.instrumentation._records import GenerationRecord
+from hypertool.instrumentation.budget import BudgetLedger
+from hypertool.instrumentation.personas import PersonaRegistry, builtin_personas, canonical_name
+
+if TYPE_CHECKING:
+    from hypertool.instrumentation.langfuse_integration import LangfuseIntegration
+
+QUALITY_PASSED = "passed"
+QUALITY_FAILED = "failed"
+OTHER = "other"
+DEFAULT_MAX_LABEL_VALUES = 200
+_STAGE_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+_LLM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class _BoundedLabel:
+    """Past ``limit`` distinct values, new ones are reported as ``other`` (never in traces)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        with self._lock:
+            if len(self._seen) >= self._limit:
+                return OTHER
+            self._seen.add(value)
+        return value
+
+
+class PersonaMetricsCollector:
+    """The persona, workflow and LLM metrics of Hypertool on ``prometheus_client``.
+
+    Args:
+        registry: Registry to register in; the default registry when None.
+        personas: Persona definitions whose ``tokenBudget`` are the budgets.
+        max_label_values: Distinct personas/models/workflows/stages kept per label; further
+            values are reported as ``other`` so a bug cannot explode Prometheus.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        personas: PersonaRegistry | None = None,
+        *,
+        max_label_values: int = DEFAULT_MAX_LABEL_VALUES,
+    ) -> None:
+        self.registry = registry if registry is not None else REGISTRY
+        self.personas = personas if personas is not None else builtin_personas()
+        self.budgets = BudgetLedger(self.personas)
+        self._persona = _BoundedLabel(max_label_values)
+        self._model = _BoundedLabel(max_label_values)
+        self._name = _BoundedLabel(max_label_values)
+        reg = self.registry
+        self.persona_switches = Counter(
+            "hypertool_persona_switches_total",
+            "Persona switches between workflow stages",
+            ["from_persona", "to_persona", "chatmode"],
+            registry=reg,
+        )
+        self.persona_duration = Histogram(
+            "hypertool_persona_duration_seconds",
+            "Time spent working as a persona (per stage)",
+            ["persona", "chatmode"],
+            buckets=_STAGE_BUCKETS,
+            registry=reg,
+        )
+        self.tokens_used = Counter(
+            "hypertool_persona_tokens_used_total",
+            "Tokens used per persona (input + output)",
+            ["persona", "chatmode", "model"],
+            registry=reg,
+        )
+        self.budget_remaining = Gauge(
+            "hypertool_persona_token_budget_remaining",
+            "Token budget left per persona; negative when overrun",
+            ["persona"],
+            registry=reg,
+        )
+        self.budget_limit = Gauge(
+            "hypertool_persona_token_budget_limit",
+            "Token budget per persona",
+            ["persona"],
+            registry=reg,
+        )
+        self.stage_duration = Histogram(
+            "hypertool_workflow_stage_duration_seconds",
+            "Duration of workflow stages",
+            ["workflow", "stage", "persona"],
+            buckets=_STAGE_BUCKETS,
+            registry=reg,
+        )
+        self.quality_gate = Counter(
+            "hypertool_workflow_quality_gate_total",
+            "Quality gate results of workflow stages (result: passed|failed)",
+            ["workflow", "stage", "result"],
+            registry=reg,
+        )
+        self.llm_requests = Counter(
+            "hypertool_llm_requests_total",
+            "LLM calls per persona and model (status: success|error)",
+            ["persona", "model", "status"],
+            registry=reg,
+        )
+        self.llm_duration = Histogram(
+            "hypertool_llm_request_duration_seconds",
+            "LLM call latency",
+            ["persona", "model"],
+            buckets=_LLM_BUCKETS,
+            registry=reg,
+        )
+        self.llm_cost = Counter(
+            "hypertool_llm_cost_usd_total",
+            "LLM cost in USD (calls with a known price)",
+            ["persona", "chatmode", "model"],
+            registry=reg,
+        )
+        self.dropped_spans = Counter(
+            "hypertool_export_dropped_spans_total",
+            "Spans a sink could not deliver",
+            ["sink"],
+            registry=reg,
+        )
+        for name in self.personas:
+            self._publish_budget(name)
+
+    # -- wiring ----------------------------------------------------------------------------
+    def attach(self, integration: LangfuseIntegration) -> PersonaMetricsCollector:
+        """Feed these metrics from every generation and dropped span of ``integration``."""
+        integration.add_listener(self.record_generation)
+        if integration.pipeline is not None:
+            for processor in integration.pipeline.processors:
+                processor.add_drop_listener(self.record_dropped_spans)
+        return self
+
+    def record_generation(self, record: GenerationRecord) -> None:
+        """Count one generation: request, latency, tokens, budget (and cost when known)."""
+        persona = self._persona(record.persona)
+        model = self._model(record.model or "unknown")
+        self.llm_requests.labels(persona, model, record.status).inc()
+        self.llm_duration.labels(persona, model).observe(max(record.duration_s, 0.0))
+        self.record_token_usage(record.persona, record.usage.total, record.chatmode, record.model)
+
+    def record_dropped_spans(self, sink: str, count: int) -> None:
+        """Count spans the ``sink`` could not deliver."""
+        self.dropped_spans.labels(sink).inc(count)
+
+    # -- the original collector's API ------------------------------------------------------
+    def switch_persona(self, from_persona: str, to_persona: str, chatmode: str = "") -> None:
+        """Count a switch from one persona to another."""
+        self.persona_switches.labels(
+            self._persona(canonical_name(from_persona)),
+            self._persona(canonical_name(to_persona)),
+            chatmode,
+        ).inc()
+
+    def record_token_usage(
+        self, persona: str, tokens: int, chatmode: str = "", model: str = "unknown"
+    ) -> None:
+        """Count ``tokens`` used by ``persona`` and update its remaining budget."""
+        name = canonical_name(persona)
+        if tokens > 0:
+            self.tokens_used.labels(
+                self._persona(name), chatmode, self._model(model or "unknown")
+            ).inc(tokens)
+        self.budgets.record(name, tokens)
+        self._publish_budget(name)
+
+    def record_cost(
+        self, persona: str, cost_usd: float, chatmode: str = "", model: str = ""
+    ) -> None:
+        """Count ``cost_usd`` spent by ``persona``."""
+        if cost_usd > 0:
+            self.llm_cost.labels(
+                self._persona(canonical_name(persona)), chatmode, self._model(model or "unknown")
+            ).inc(cost_usd)
+
+    def record_workflow_stage(
+        self,
+        workflow: str,
+        stage: str,
+        persona: str,
+        duration_s: float,
+        *,
+        passed: bool = True,
+        chatmode: str = "",
+    ) -> None:
+        """Record a finished stage: its duration, the persona's time, its quality gate."""
+        name = self._persona(canonical_name(persona))
+        workflow, stage = self._name(workflow), self._name(stage)
+        self.stage_duration.labels(workflow, stage, name).observe(max(duration_s, 0.0))
+        self.persona_duration.labels(name, chatmode).observe(max(duration_s, 0.0))
+        result = QUALITY_PASSED if passed else QUALITY_FAILED
+        self.quality_gate.labels(workflow, stage, result).inc()
+
+    @contextmanager
+    def track_stage(
+        self, workflow: str, stage: str, persona: str, chatmode: str = ""
+    ) -> Iterator[None]:
+        """Time a stage; an exception counts its quality gate as failed and propagates."""
+        start = time.perf_counter()
+        passed = False
+        try:
+            yield
+            passed = True
+        finally:
+            self.record_workflow_stage(
+                workflow,
+                stage,
+                persona,
+                time.perf_counter() - start,
+                passed=passed,
+                chatmode=chatmode,
+            )
+
+    @asynccontextmanager
+    async def track_stage_async(
+        self, workflow: str, stage: str, persona: str, chatmode: str = ""
+    ) -> AsyncIterator[None]:
+        """:meth:`track_stage` for ``async with``."""
+        with self.track_stage(workflow, stage, persona, chatmode):
+            yield
+
+    def get_remaining_budget(self, persona: str) -> int | None:
+        """Budget minus used (negative when overrun); None for a persona without budget."""
+        return self.budgets.remaining(persona)
+
+    def reset_budget(self, persona: str) -> None:
+        """Restore ``persona``'s full budget."""
+        self.budgets.reset(persona)
+        self._publish_budget(canonical_name(persona))
+
+    def _publish_budget(self, persona: str) -> None:
+        budget = self.budgets.budget(persona)
+        if budget is None:
+            return
+        label = self._persona(persona)
+        self.budget_limit.labels(label).set(budget)
+        self.budget_remaining.labels(label).set(budget - self.budgets.used(persona))
+
+
+def start_metrics_server(
+    port: int, addr: str = "127.0.0.1", registry: CollectorRegistry | None = None
+) -> Any:
+    """Serve ``/metrics`` on ``addr:port`` (loopback unless told otherwise) from a thread.
+
+    Returns:
+        The HTTP server; call ``shutdown()`` on it to stop serving.
+    """
+    server, _thread = start_http_server(port, addr=addr, registry=registry or REGISTRY)
+    return server

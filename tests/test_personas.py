@@ -1,0 +1,249 @@
+"""Persona names, the built-in personas and persona files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hypertool.instrumentation import (
+    Persona,
+    PersonaError,
+    PersonaRegistry,
+    builtin_personas,
+    canonical_name,
+    load_personas,
+)
+
+BUILTIN = {
+    "backend-engineer",
+    "frontend-engineer",
+    "devops-engineer",
+    "testing-specialist",
+    "observability-expert",
+    "data-scientist",
+}
+
+VALID: dict[str, Any] = {
+    "name": "release-manager",
+    "displayName": "Release Manager",
+    "description": "Ships packages",
+    "icon": "🚢",
+    "tokenBudget": 1234,
+    "allowedServers": ["github"],
+    "allowedTools": ["git", "twine"],
+    "restrictedPaths": ["secrets/**"],
+    "context": {"stack": "Python"},
+    "security": {"requireApproval": True},
+    "workflows": ["package-release"],
+}
+
+
+# -- canonical names ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "Backend Engineer",
+        "tta-backend-engineer",
+        "backend_engineer",
+        "  BACKEND-ENGINEER ",
+        "backend-engineer",
+        "Backend   Engineer",
+        "backend.engineer",
+        "TTA-Backend_Engineer",
+    ],
+)
+def test_canonical_name_spellings(spelling: str) -> None:
+    assert canonical_name(spelling) == "backend-engineer"
+
+
+@pytest.mark.parametrize("empty", ["", "   ", "---", "!!!"])
+def test_canonical_name_of_nothing_is_unknown(empty: str) -> None:
+    assert canonical_name(empty) == "unknown"
+
+
+def test_canonical_name_does_not_strip_the_bare_prefix() -> None:
+    assert canonical_name("tta") == "tta"
+
+
+def test_canonical_name_is_idempotent() -> None:
+    for raw in ["Data Scientist", "tta-devops-engineer", "Observability_Expert"]:
+        once = canonical_name(raw)
+        assert canonical_name(once) == once
+
+
+def test_non_canonical_spelling_logs_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    # A spelling never seen before in this process (the warning is once per spelling).
+    marker = uuid.uuid4().hex[:8]
+    raw = f"Warning Check {marker}"
+    with caplog.at_level(logging.WARNING, logger="hypertool.instrumentation"):
+        result = canonical_name(raw)
+    assert result == f"warning-check-{marker}"
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(raw in m and result in m for m in messages), messages
+
+
+def test_canonical_spelling_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    raw = f"already-canonical-{uuid.uuid4().hex[:8]}"
+    with caplog.at_level(logging.WARNING, logger="hypertool.instrumentation"):
+        assert canonical_name(raw) == raw
+    assert not [r for r in caplog.records if raw in r.getMessage()]
+
+
+# -- built-in personas -------------------------------------------------------------------
+
+
+def test_builtin_personas_are_the_six() -> None:
+    registry = builtin_personas()
+    assert set(registry) == BUILTIN
+    assert len(registry) == 6
+    for name in BUILTIN:
+        persona = registry[name]
+        assert persona.name == name
+        assert persona.token_budget > 0
+        assert registry.budget(name) == persona.token_budget
+
+
+def test_builtin_registry_accepts_any_spelling() -> None:
+    registry = builtin_personas()
+    assert "Backend Engineer" in registry
+    assert registry["tta-backend-engineer"] is registry["backend-engineer"]
+    assert registry.budget("Backend Engineer") == registry["backend-engineer"].token_budget
+    assert registry.budget("no-such-persona") is None
+    assert "no-such-persona" not in registry
+    assert 42 not in registry
+
+
+def test_registry_merged_replaces_same_name() -> None:
+    registry = builtin_personas()
+    override = Persona(name="Backend Engineer", tokenBudget=1)
+    merged = registry.merged([override])
+    assert merged.budget("backend-engineer") == 1
+    assert registry.budget("backend-engineer") != 1
+    assert set(merged) == set(registry)
+
+
+def test_empty_registry() -> None:
+    registry = PersonaRegistry()
+    assert len(registry) == 0
+    assert registry.budget("backend-engineer") is None
+
+
+# -- persona files -----------------------------------------------------------------------
+
+
+def write(path: Path, content: Any) -> Path:
+    path.write_text(content if isinstance(content, str) else json.dumps(content), "utf-8")
+    return path
+
+
+def test_from_file_reads_camel_case_fields(tmp_path: Path) -> None:
+    path = write(tmp_path / "release.json", VALID)
+    persona = Persona.from_file(path)
+    assert persona.name == "release-manager"
+    assert persona.display_name == VALID["displayName"]
+    assert persona.token_budget == VALID["tokenBudget"]
+    assert persona.allowed_servers == VALID["allowedServers"]
+    assert persona.allowed_tools == VALID["allowedTools"]
+    assert persona.restricted_paths == VALID["restrictedPaths"]
+    assert persona.context == VALID["context"]
+    assert persona.security == VALID["security"]
+    assert persona.workflows == VALID["workflows"]
+
+
+def test_from_file_round_trips_camel_case(tmp_path: Path) -> None:
+    data = {**VALID, "customField": {"kept": True}}
+    persona = Persona.from_file(write(tmp_path / "release.json", data))
+    dumped = persona.model_dump(by_alias=True)
+    assert dumped == data
+    again = Persona.from_file(write(tmp_path / "again.json", dumped))
+    assert again == persona
+
+
+def test_from_file_canonicalises_the_name(tmp_path: Path) -> None:
+    persona = Persona.from_file(write(tmp_path / "p.json", {"name": "TTA Release Manager"}))
+    assert persona.name == "release-manager"
+    assert persona.token_budget == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        ("{not json", None),
+        ("[1, 2, 3]", None),
+        ('"just a string"', None),
+        ({**VALID, "tokenBudget": -1}, "tokenBudget"),
+        ({key: value for key, value in VALID.items() if key != "name"}, "name"),
+        ({**VALID, "name": ""}, "name"),
+        ({**VALID, "tokenBudget": "lots"}, "tokenBudget"),
+        ({**VALID, "allowedTools": "git"}, "allowedTools"),
+    ],
+)
+def test_invalid_file_raises_persona_error_naming_file_and_field(
+    tmp_path: Path, content: Any, field: str | None
+) -> None:
+    path = write(tmp_path / "broken-persona.json", content)
+    with pytest.raises(PersonaError) as info:
+        Persona.from_file(path)
+    message = str(info.value)
+    assert str(path) in message
+    if field is not None:
+        assert field in message
+
+
+def test_unreadable_file_raises_persona_error(tmp_path: Path) -> None:
+    path = tmp_path / "missing.json"
+    with pytest.raises(PersonaError, match="missing.json"):
+        Persona.from_file(path)
+
+
+def test_persona_error_is_a_value_error() -> None:
+    assert issubclass(PersonaError, ValueError)
+
+
+def test_load_personas_reads_every_json_file_sorted(tmp_path: Path) -> None:
+    write(tmp_path / "b.json", {**VALID, "name": "zeta-persona", "tokenBudget": 2})
+    write(tmp_path / "a.json", {**VALID, "name": "alpha-persona", "tokenBudget": 1})
+    (tmp_path / "notes.txt").write_text("not a persona")
+    personas = load_personas(tmp_path)
+    assert [p.name for p in personas] == ["alpha-persona", "zeta-persona"]
+    assert [p.token_budget for p in personas] == [1, 2]
+    registry = PersonaRegistry(personas)
+    assert registry.budget("Zeta Persona") == 2
+
+
+def test_load_personas_accepts_str_path(tmp_path: Path) -> None:
+    write(tmp_path / "one.json", VALID)
+    assert [p.name for p in load_personas(str(tmp_path))] == ["release-manager"]
+
+
+def test_load_personas_empty_directory(tmp_path: Path) -> None:
+    assert load_personas(tmp_path) == []
+
+
+def test_load_personas_names_the_bad_file(tmp_path: Path) -> None:
+    write(tmp_path / "a-good.json", VALID)
+    bad = write(tmp_path / "b-bad.json", {**VALID, "tokenBudget": -10})
+    with pytest.raises(PersonaError) as info:
+        load_personas(tmp_path)
+    assert str(bad) in str(info.value)
+    assert "tokenBudget" in str(info.value)
+
+
+def test_load_personas_missing_directory(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir"
+    with pytest.raises(PersonaError) as info:
+        load_personas(missing)
+    assert str(missing) in str(info.value)
+
+
+def test_load_personas_on_a_file_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "file.json", VALID)
+    with pytest.raises(PersonaError):
+        load_personas(path)
