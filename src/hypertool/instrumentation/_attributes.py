@@ -45,3 +45,7 @@ TRACE_STATUS: str = "hypertool.trace.status"
 TYPE_SPAN = "span"
 TYPE_GENERATION = "generation"
 LEVEL_ERROR = "ERROR"
+
+# Cost: ``COST_DETAILS`` holds {"input", "output", "total"} in USD when the model's price is
+# known; ``COST_KNOWN`` is False when it is not (never a silent 0).
+COST_KNOWN: str = "hypertool.cost.known"
