@@ -182,11 +182,11 @@ class _Handler(BaseHTTPRequestHandler):
         status = owner._status_for_request()
         request = owner._record(method, self.path, dict(self.headers.items()), body, status)
         owner._delay(status)
-        if request.is_traces and status == 200:
+        if request.is_traces and request.status == 200:
             payload = ExportTraceServiceResponse().SerializeToString()
             content_type = "application/x-protobuf"
         else:
-            payload = b"{}" if status == 200 else b'{"message": "loopback"}'
+            payload = b"{}" if request.status == 200 else b'{"message": "loopback"}'
             content_type = "application/json"
         try:
             self.send_response(request.status)

@@ -3,7 +3,7 @@
 from hypertool.instrumentation._config import ConfigError
 from hypertool.instrumentation._records import GenerationRecord
 from hypertool.instrumentation._usage import Usage
-from hypertool.instrumentation.budget import BudgetLedger
+from hypertool.instrumentation.budget import BudgetExceededError, BudgetLedger, BudgetStatus
 from hypertool.instrumentation.contexts import GenerationContext, SpanContext, TraceContext
 from hypertool.instrumentation.langfuse_integration import (
     LangfuseIntegration,
@@ -11,6 +11,7 @@ from hypertool.instrumentation.langfuse_integration import (
     reset_langfuse_integration,
     set_langfuse_integration,
 )
+from hypertool.instrumentation.metrics import PersonaMetricsCollector, start_metrics_server
 from hypertool.instrumentation.observable import ObservableLLM, observe_llm
 from hypertool.instrumentation.personas import (
     Persona,
@@ -20,20 +21,30 @@ from hypertool.instrumentation.personas import (
     canonical_name,
     load_personas,
 )
+from hypertool.instrumentation.pricing import Cost, ModelPrice, PriceTable
+from hypertool.instrumentation.workflow_tracing import Stage, WorkflowTracer
 
 __all__ = [
+    "BudgetExceededError",
     "BudgetLedger",
+    "BudgetStatus",
     "ConfigError",
+    "Cost",
     "GenerationContext",
     "GenerationRecord",
     "LangfuseIntegration",
+    "ModelPrice",
     "ObservableLLM",
     "Persona",
     "PersonaError",
+    "PersonaMetricsCollector",
     "PersonaRegistry",
+    "PriceTable",
     "SpanContext",
+    "Stage",
     "TraceContext",
     "Usage",
+    "WorkflowTracer",
     "builtin_personas",
     "canonical_name",
     "get_langfuse_integration",
@@ -41,4 +52,5 @@ __all__ = [
     "observe_llm",
     "reset_langfuse_integration",
     "set_langfuse_integration",
+    "start_metrics_server",
 ]

@@ -23,6 +23,9 @@ HYPERTOOL_QUEUE_SIZE = "HYPERTOOL_QUEUE_SIZE"
 HYPERTOOL_MAX_FIELD_CHARS = "HYPERTOOL_MAX_FIELD_CHARS"
 HYPERTOOL_CONSOLE = "HYPERTOOL_CONSOLE"
 HYPERTOOL_PERSONAS_DIR = "HYPERTOOL_PERSONAS_DIR"
+HYPERTOOL_PRICES = "HYPERTOOL_PRICES"
+HYPERTOOL_BUDGET_PERIOD = "HYPERTOOL_BUDGET_PERIOD"
+HYPERTOOL_BUDGET_POLICY = "HYPERTOOL_BUDGET_POLICY"
 
 DEFAULT_HOST = "https://cloud.langfuse.com"
 DEFAULT_EXPORT_TIMEOUT = 5.0
@@ -78,6 +81,15 @@ def _positive(raw: str | float | None, name: str, default: float) -> float:
     return value
 
 
+def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return choices[0]
+    if raw not in choices:
+        raise ConfigError(f"{name}={raw!r} must be one of {', '.join(choices)}")
+    return raw
+
+
 def mask_secret(secret: str | None) -> str:
     """Show a secret as its first characters only, e.g. ``sk-lf-12…``."""
     if not secret:
@@ -99,6 +111,10 @@ class Settings:
     queue_size: int
     max_field_chars: int
     console: bool
+    personas_dir: str | None = None
+    prices_file: str | None = None
+    budget_period: str = "session"
+    budget_policy: str = "warn"
 
     @property
     def langfuse_configured(self) -> bool:
@@ -159,4 +175,8 @@ def load_settings(
             )
         ),
         console=_bool(env.get(HYPERTOOL_CONSOLE), HYPERTOOL_CONSOLE, False),
+        personas_dir=_pick(None, env, HYPERTOOL_PERSONAS_DIR),
+        prices_file=_pick(None, env, HYPERTOOL_PRICES),
+        budget_period=_choice(env, HYPERTOOL_BUDGET_PERIOD, ("session", "day", "month")),
+        budget_policy=_choice(env, HYPERTOOL_BUDGET_POLICY, ("warn", "block")),
     )

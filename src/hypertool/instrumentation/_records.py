@@ -24,6 +24,7 @@ class GenerationRecord:
         trace_id: 32-hex trace id.
         workflow: Workflow name, or "".
         stage: Workflow stage, or "".
+        cost_usd: Cost in USD; None when the model's price is unknown.
 
     """
 
@@ -38,6 +39,7 @@ class GenerationRecord:
     trace_id: str
     workflow: str = ""
     stage: str = ""
+    cost_usd: float | None = None
 
     @property
     def duration_s(self) -> float:

@@ -136,6 +136,7 @@ class GenerationContext:
         usage: Token usage.
         latency_s: Seconds between start and end.
         error: Error message, or None.
+        cost_usd: Cost in USD; None when the model's price is unknown.
 
     """
 
@@ -147,3 +148,4 @@ class GenerationContext:
     usage: Usage
     latency_s: float
     error: str | None = None
+    cost_usd: float | None = None

@@ -11,7 +11,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import trace as trace_api
 from opentelemetry.context import Context
@@ -24,9 +24,15 @@ from hypertool.instrumentation._pipeline import Pipeline
 from hypertool.instrumentation._records import GenerationListener, GenerationRecord
 from hypertool.instrumentation._sinks import console_exporter, langfuse_exporter
 from hypertool.instrumentation._usage import Usage, estimate_tokens, text_of, usage_from_argument
-from hypertool.instrumentation.budget import BudgetLedger
+from hypertool.instrumentation.budget import BudgetLedger, Period, Policy
 from hypertool.instrumentation.contexts import GenerationContext, SpanContext, TraceContext
-from hypertool.instrumentation.personas import PersonaRegistry, builtin_personas, canonical_name
+from hypertool.instrumentation.personas import (
+    PersonaRegistry,
+    builtin_personas,
+    canonical_name,
+    load_personas,
+)
+from hypertool.instrumentation.pricing import PriceTable, load_prices
 
 logger = logging.getLogger("hypertool.instrumentation")
 logger.addHandler(logging.NullHandler())
@@ -75,7 +81,9 @@ class LangfuseIntegration:
         host: Langfuse URL (``LANGFUSE_HOST``, default ``https://cloud.langfuse.com``).
         debug: Log debug output of this library to stderr (``LANGFUSE_DEBUG``).
         project_id: Langfuse project id, for exact trace URLs (``LANGFUSE_PROJECT_ID``).
-        personas: Persona definitions (budgets); the built-in ones by default.
+        personas: Persona definitions (budgets); the built-in ones, plus the files in
+            ``HYPERTOOL_PERSONAS_DIR``, by default.
+        prices: Model prices; the built-in table plus ``HYPERTOOL_PRICES`` by default.
         exporters: Extra sinks, name → OpenTelemetry span exporter.
         export_timeout: Seconds one export request may take (``HYPERTOOL_EXPORT_TIMEOUT``).
         exit_timeout: Seconds process exit may wait for delivery (``HYPERTOOL_EXIT_TIMEOUT``).
@@ -92,6 +100,7 @@ class LangfuseIntegration:
         debug: bool | None = None,
         project_id: str | None = None,
         personas: PersonaRegistry | None = None,
+        prices: PriceTable | None = None,
         exporters: Mapping[str, SpanExporter] | None = None,
         export_timeout: float | None = None,
         exit_timeout: float | None = None,
@@ -109,8 +118,18 @@ class LangfuseIntegration:
         )
         if self.settings.debug:
             _enable_debug_logging()
+        if personas is None:
+            personas = builtin_personas()
+            if self.settings.personas_dir:
+                personas = personas.merged(load_personas(self.settings.personas_dir))
+        self.prices = prices if prices is not None else PriceTable()
+        if prices is None and self.settings.prices_file:
+            self.prices = self.prices.with_overrides(load_prices(self.settings.prices_file))
         self.budgets = BudgetLedger(
-            personas if personas is not None else builtin_personas(), sync=self.drain
+            personas,
+            period=cast(Period, self.settings.budget_period),
+            policy=cast(Policy, self.settings.budget_policy),
+            sync=self.drain,
         )
         self._deferred: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
         self._process_lock = threading.RLock()
@@ -444,6 +463,15 @@ class LangfuseIntegration:
         ``trace_name``.
         """
         message = None if error is None else (str(error) or type(error).__name__)
+        cost = self.prices.cost(model, usage)
+        if cost is None:
+            warn_once(
+                f"price-{model}",
+                "no price known for model %r: its cost is recorded as unknown "
+                "(add it to a HYPERTOOL_PRICES file)",
+                model,
+            )
+        cost_usd = None if cost is None else cost.total
         span_id = ""
         trace_id = trace.trace_id if trace is not None else ""
         if self._tracer is not None and (trace is None or trace.span is not trace_api.INVALID_SPAN):
@@ -466,7 +494,10 @@ class LangfuseIntegration:
                 attr.GEN_AI_INPUT_TOKENS: usage.input,
                 attr.GEN_AI_OUTPUT_TOKENS: usage.output,
                 attr.USAGE_ESTIMATED: usage.estimated,
+                attr.COST_KNOWN: cost is not None,
             }
+            if cost is not None:
+                attributes[attr.COST_DETAILS] = json.dumps(cost.as_langfuse())
             if trace is None and chatmode:
                 attributes[attr.TRACE_TAGS] = [chatmode]
             if workflow:
@@ -503,8 +534,9 @@ class LangfuseIntegration:
             trace_id=trace_id,
             workflow=workflow,
             stage=stage,
+            cost_usd=cost_usd,
         )
-        self.budgets.record(persona, usage.total)
+        self.budgets.record(persona, usage.total, cost_usd)
         for listener in self._listeners:
             try:
                 listener(record)
@@ -519,6 +551,7 @@ class LangfuseIntegration:
             usage=usage,
             latency_s=record.duration_s,
             error=message,
+            cost_usd=cost_usd,
         )
 
     # -- deferred recording ----------------------------------------------------------------

@@ -156,6 +156,8 @@ class PersonaMetricsCollector:
         self.llm_requests.labels(persona, model, record.status).inc()
         self.llm_duration.labels(persona, model).observe(max(record.duration_s, 0.0))
         self.record_token_usage(record.persona, record.usage.total, record.chatmode, record.model)
+        if record.cost_usd is not None:
+            self.record_cost(record.persona, record.cost_usd, record.chatmode, record.model)
 
     def record_dropped_spans(self, sink: str, count: int) -> None:
         """Count spans the ``sink`` could not deliver."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from hypertool.instrumentation._usage import extract, text_of
+from hypertool.instrumentation.budget import BudgetExceededError
 from hypertool.instrumentation.contexts import SpanContext, TraceContext, current
 from hypertool.instrumentation.langfuse_integration import (
     LangfuseIntegration,
@@ -82,6 +83,8 @@ class _Recorder:
             else:
                 resolved = UNKNOWN_PERSONA
             mode = chatmode or self.chatmode or (trace.chatmode if trace is not None else "")
+            # A spent budget under policy "block" must stop the call: raised past the guard.
+            integration.budgets.check(resolved)
             return _Call(
                 integration,
                 trace,
@@ -92,6 +95,8 @@ class _Recorder:
                 metadata,
                 time.time_ns(),
             )
+        except BudgetExceededError:
+            raise
         except Exception:
             logger.debug("instrumentation failed before the call", exc_info=True)
             return None

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -66,6 +66,11 @@ class Persona(BaseModel):
     context: dict[str, Any] = Field(default_factory=dict)
     security: dict[str, Any] = Field(default_factory=dict)
     workflows: list[str] = Field(default_factory=list)
+    cost_budget_usd: float | None = Field(default=None, alias="costBudgetUsd", ge=0)
+    budget_period: Literal["session", "day", "month"] | None = Field(
+        default=None, alias="budgetPeriod"
+    )
+    budget_policy: Literal["warn", "block"] | None = Field(default=None, alias="budgetPolicy")
 
     @field_validator("name")
     @classmethod
