@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -551,3 +554,64 @@ async def test_budgets_count_async_calls_once(langfuse: LangfuseIntegration) -> 
     await asyncio.gather(*(llm("p", persona="Frontend Engineer") for _ in range(4)))
     await asyncio.sleep(0.15)  # let the recorder thread run too: still counted once
     assert langfuse.budgets.used("frontend-engineer") == 4 * 150
+
+
+# -- what is recorded is what the call returned, even when recorded later --------------------
+
+
+def test_recorded_generation_is_what_the_function_returned(
+    langfuse: LangfuseIntegration, exporter: InMemorySpanExporter
+) -> None:
+    def call(prompt: str) -> dict[str, Any]:
+        return openai_response("original answer", 5, 3)
+
+    llm = ObservableLLM(call, model="m", langfuse=langfuse, name="mutated")
+    response = llm("p")
+    # the caller post-processes its own response object right after the call
+    response["choices"][0]["message"]["content"] = "post-processed by the caller"
+    del response["usage"]
+    generation = named(spans_of(langfuse, exporter), "mutated")
+    assert attrs(generation)[attr.OUTPUT] == "original answer"
+    assert usage_of(generation) == {"input": 5, "output": 3, "total": 8}
+    assert attrs(generation)[attr.USAGE_ESTIMATED] is False
+
+
+EXIT_SCRIPT = """
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from hypertool.instrumentation import LangfuseIntegration, ObservableLLM
+
+
+class Printer(SpanExporter):
+    def export(self, spans):
+        for span in spans:
+            print("EXPORTED", span.name, flush=True)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self):
+        pass
+
+
+langfuse = LangfuseIntegration(exporters={"printer": Printer()})
+llm = ObservableLLM(lambda p: "answer", model="m", langfuse=langfuse, name="last-generation")
+llm("hello", persona="backend-engineer")
+trace = langfuse.start_trace("last-trace", "backend-engineer")
+langfuse.end_trace(trace)
+# no flush: process exit must deliver what is pending
+"""
+
+
+def test_generation_made_just_before_exit_is_delivered(tmp_path: Path) -> None:
+    script = tmp_path / "exit_script.py"
+    script.write_text(EXIT_SCRIPT)
+    completed = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    exported = completed.stdout.split("\n")
+    assert "EXPORTED last-trace" in exported  # the pipeline does flush at exit
+    assert "EXPORTED last-generation" in exported, completed.stdout

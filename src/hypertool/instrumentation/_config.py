@@ -81,6 +81,21 @@ def _positive(raw: str | float | None, name: str, default: float) -> float:
     return value
 
 
+def _setting(
+    argument: float | None, argument_name: str, env: dict[str, str], name: str, default: float
+) -> float:
+    """A positive number: the argument if given, else the variable ``name``, else default."""
+    if argument is not None:
+        return _positive(argument, argument_name, default)
+    return _positive(env.get(name), name, default)
+
+
+def _count(value: float, name: str) -> int:
+    if value < 1 or value != int(value):
+        raise ConfigError(f"{name}={value!r} must be a whole number of at least 1")
+    return int(value)
+
+
 def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -151,28 +166,25 @@ def load_settings(
     resolved_host = (_pick(host, env, LANGFUSE_HOST) or DEFAULT_HOST).rstrip("/")
     if not resolved_host.startswith(("http://", "https://")):
         raise ConfigError(f"{LANGFUSE_HOST}={resolved_host!r} must start with http:// or https://")
-    queue = _positive(queue_size, HYPERTOOL_QUEUE_SIZE, 0) or _positive(
-        env.get(HYPERTOOL_QUEUE_SIZE), HYPERTOOL_QUEUE_SIZE, DEFAULT_QUEUE_SIZE
-    )
     return Settings(
         public_key=_pick(public_key, env, LANGFUSE_PUBLIC_KEY),
         secret_key=_pick(secret_key, env, LANGFUSE_SECRET_KEY),
         host=resolved_host,
         debug=debug if debug is not None else _bool(env.get(LANGFUSE_DEBUG), LANGFUSE_DEBUG, False),
         project_id=_pick(project_id, env, LANGFUSE_PROJECT_ID),
-        export_timeout=export_timeout
-        or _positive(
-            env.get(HYPERTOOL_EXPORT_TIMEOUT), HYPERTOOL_EXPORT_TIMEOUT, DEFAULT_EXPORT_TIMEOUT
+        export_timeout=_setting(
+            export_timeout, "export_timeout", env, HYPERTOOL_EXPORT_TIMEOUT, DEFAULT_EXPORT_TIMEOUT
         ),
-        exit_timeout=exit_timeout
-        or _positive(env.get(HYPERTOOL_EXIT_TIMEOUT), HYPERTOOL_EXIT_TIMEOUT, DEFAULT_EXIT_TIMEOUT),
-        queue_size=int(queue),
-        max_field_chars=int(
-            _positive(
-                env.get(HYPERTOOL_MAX_FIELD_CHARS),
-                HYPERTOOL_MAX_FIELD_CHARS,
-                DEFAULT_MAX_FIELD_CHARS,
-            )
+        exit_timeout=_setting(
+            exit_timeout, "exit_timeout", env, HYPERTOOL_EXIT_TIMEOUT, DEFAULT_EXIT_TIMEOUT
+        ),
+        queue_size=_count(
+            _setting(queue_size, "queue_size", env, HYPERTOOL_QUEUE_SIZE, DEFAULT_QUEUE_SIZE),
+            HYPERTOOL_QUEUE_SIZE if queue_size is None else "queue_size",
+        ),
+        max_field_chars=_count(
+            _setting(None, "", env, HYPERTOOL_MAX_FIELD_CHARS, DEFAULT_MAX_FIELD_CHARS),
+            HYPERTOOL_MAX_FIELD_CHARS,
         ),
         console=_bool(env.get(HYPERTOOL_CONSOLE), HYPERTOOL_CONSOLE, False),
         personas_dir=_pick(None, env, HYPERTOOL_PERSONAS_DIR),

@@ -243,7 +243,7 @@ class BudgetLedger:
         """Tokens used per persona this period."""
         self._sync()
         with self._lock:
-            return {name: account.tokens for name, account in self._accounts.items()}
+            return {name: a.tokens for name, a in self._accounts.items() if a.tokens}
 
 
 def _nothing() -> None:

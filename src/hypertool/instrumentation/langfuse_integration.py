@@ -50,12 +50,13 @@ def warn_once(key: str, message: str, *args: object) -> None:
     logger.warning(message, *args)
 
 
-def _ns(moment: datetime | float | int | None) -> int | None:
+def _ns(moment: datetime | float | None) -> int | None:
+    """Nanoseconds since the epoch of a datetime or of epoch seconds (int or float)."""
     if moment is None:
         return None
     if isinstance(moment, datetime):
         return int(moment.timestamp() * 1e9)
-    return int(moment * 1e9) if isinstance(moment, float) else int(moment)
+    return int(moment * 1e9)
 
 
 def _metadata_attributes(prefix: str, metadata: Mapping[str, Any] | None) -> dict[str, str]:
