@@ -186,9 +186,7 @@ def test_queue_overflow_counts_exact_drops(
 ) -> None:
     exporter = FakeExporter()
     drops = Drops()
-    processor = make(
-        processors, exporter, sink="overflow-sink", drops=drops, max_queue_size=size
-    )
+    processor = make(processors, exporter, sink="overflow-sink", drops=drops, max_queue_size=size)
     names = [f"span-{i}" for i in range(size + extra)]
     end_spans(tracer_for(processor), names)
     assert drops.total == extra

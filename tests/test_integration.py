@@ -201,7 +201,10 @@ def test_two_integrations_send_to_their_own_host_with_their_own_keys(
         trace = integration.start_trace("t", "backend-engineer")
         integration.end_trace(trace)
         assert integration.flush(timeout=5.0) is True
-    for received, key, secret in ((received_a, "pk-lf-a", "sk-lf-a"), (received_b, "pk-lf-b", "sk-lf-b")):
+    for received, key, secret in (
+        (received_a, "pk-lf-a", "sk-lf-a"),
+        (received_b, "pk-lf-b", "sk-lf-b"),
+    ):
         assert received, "nothing reached the collector"
         path, headers = received[0]
         assert path == "/api/public/otel/v1/traces"
@@ -214,7 +217,9 @@ def test_two_integrations_send_to_their_own_host_with_their_own_keys(
 # -- traces ------------------------------------------------------------------------------
 
 
-def test_start_trace_attributes(langfuse: LangfuseIntegration, exporter: InMemorySpanExporter) -> None:
+def test_start_trace_attributes(
+    langfuse: LangfuseIntegration, exporter: InMemorySpanExporter
+) -> None:
     trace = langfuse.start_trace(
         "release-workflow",
         "Backend Engineer",
@@ -308,7 +313,9 @@ def test_trace_as_context_manager_ends_it(
     assert attrs(bad)[attr.LEVEL] == attr.LEVEL_ERROR
 
 
-def test_end_trace_error_status(langfuse: LangfuseIntegration, exporter: InMemorySpanExporter) -> None:
+def test_end_trace_error_status(
+    langfuse: LangfuseIntegration, exporter: InMemorySpanExporter
+) -> None:
     plain = langfuse.start_trace("plain-error", "backend-engineer")
     langfuse.end_trace(plain, status="error")
     with_error = langfuse.start_trace("with-error", "backend-engineer")
@@ -337,7 +344,9 @@ def test_end_trace_success_has_no_error_level(
     assert json.loads(attrs(span)[attr.OUTPUT]) == {"released": "1.2.0"}
 
 
-def test_end_trace_is_idempotent(langfuse: LangfuseIntegration, exporter: InMemorySpanExporter) -> None:
+def test_end_trace_is_idempotent(
+    langfuse: LangfuseIntegration, exporter: InMemorySpanExporter
+) -> None:
     trace = langfuse.start_trace("once", "backend-engineer")
     langfuse.end_trace(trace)
     langfuse.end_trace(trace, status="error")
@@ -361,7 +370,9 @@ def test_end_trace_does_no_export(make: Factory) -> None:
     langfuse = make(exporters={"memory": exporter})
     trace = langfuse.start_trace("t", "backend-engineer")
     span = langfuse.start_span(trace, "stage")
-    langfuse.create_generation(trace, "g", "gpt-4", "p", "c", {"input": 1, "output": 1}, parent=span)
+    langfuse.create_generation(
+        trace, "g", "gpt-4", "p", "c", {"input": 1, "output": 1}, parent=span
+    )
     langfuse.end_trace(trace)
     # end_trace handed the spans over; it exported nothing itself
     assert threading.current_thread() not in exporter.export_threads
@@ -452,7 +463,9 @@ def test_spans_left_open_are_ended_by_end_trace(
     assert parent_hex(named(spans, "nested-open")) == span_hex(named(spans, "left-open"))
 
 
-def test_with_start_span_ends_it(langfuse: LangfuseIntegration, exporter: InMemorySpanExporter) -> None:
+def test_with_start_span_ends_it(
+    langfuse: LangfuseIntegration, exporter: InMemorySpanExporter
+) -> None:
     trace = langfuse.start_trace("root", "backend-engineer")
     with langfuse.start_span(trace, "in-with") as span:
         assert not span.ended
@@ -469,7 +482,9 @@ def test_with_start_span_ends_it(langfuse: LangfuseIntegration, exporter: InMemo
     langfuse.end_trace(trace)
 
 
-def test_end_span_twice_is_harmless(langfuse: LangfuseIntegration, exporter: InMemorySpanExporter) -> None:
+def test_end_span_twice_is_harmless(
+    langfuse: LangfuseIntegration, exporter: InMemorySpanExporter
+) -> None:
     trace = langfuse.start_trace("root", "backend-engineer")
     span = langfuse.start_span(trace, "s")
     span.end()
@@ -629,7 +644,9 @@ def test_create_generation_parent_span_nests(
     assert attrs(named(spans, "other-persona"))[attr.USER_ID] == "devops-engineer"
 
 
-def test_create_generation_error(langfuse: LangfuseIntegration, exporter: InMemorySpanExporter) -> None:
+def test_create_generation_error(
+    langfuse: LangfuseIntegration, exporter: InMemorySpanExporter
+) -> None:
     trace = langfuse.start_trace("root", "backend-engineer")
     generation = langfuse.create_generation(
         trace, "failed-call", "gpt-4", "p", None, error=TimeoutError("provider timed out")
@@ -672,7 +689,9 @@ def test_failing_listener_does_not_break_recording(
 
     langfuse.add_listener(bad)
     trace = langfuse.start_trace("root", "backend-engineer")
-    generation = langfuse.create_generation(trace, "g", "gpt-4", "p", "c", {"input": 1, "output": 2})
+    generation = langfuse.create_generation(
+        trace, "g", "gpt-4", "p", "c", {"input": 1, "output": 2}
+    )
     assert generation.generation_id
     langfuse.end_trace(trace)
     assert named(spans_of(langfuse, exporter), "g")

@@ -349,9 +349,9 @@ def test_from_a_worker_thread_with_explicit_trace(
         return str(llm(prompt, trace=trace, persona=persona))
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = [
-            pool.submit(work, f"a{i}", trace_a, "devops-engineer") for i in range(3)
-        ] + [pool.submit(work, f"b{i}", trace_b, "data-scientist") for i in range(3)]
+        futures = [pool.submit(work, f"a{i}", trace_a, "devops-engineer") for i in range(3)] + [
+            pool.submit(work, f"b{i}", trace_b, "data-scientist") for i in range(3)
+        ]
         results = [future.result(timeout=10) for future in futures]
     assert results == [f"done a{i}" for i in range(3)] + [f"done b{i}" for i in range(3)]
     assert threading.current_thread().name not in caller_threads

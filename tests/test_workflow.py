@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
 
 from hypertool.instrumentation import LangfuseIntegration, builtin_personas
 from hypertool.instrumentation import _attributes as attr
+from hypertool.instrumentation import metrics as metrics_module
 from hypertool.instrumentation.cli import main as cli_main
 from hypertool.instrumentation.mock_llm import mock_llm
 from hypertool.instrumentation.test_instrumented_workflow import (
@@ -170,11 +172,13 @@ async def test_trace_tree(run: tuple[WorkflowResult, list[str], list[ReadableSpa
     assert attrs(root)[attr.TRACE_STATUS] == "success"
     stages = [s for s in spans if parent_hex(s) == span_hex(root)]
     expected = release_stages("1.2.0")
-    assert sorted(s.name for s in stages) == sorted(f"stage-{st.key}" for st in expected)
+    assert len(stages) == len(expected) == 3
+    stage_key = f"{attr.OBSERVATION_METADATA}.stage"
+    assert sorted(attrs(s)[stage_key] for s in stages) == sorted(st.key for st in expected)
     gens = generation_spans(spans)
     assert len(spans) == 1 + len(stages) + len(gens)
     for stage in expected:
-        stage_span = next(s for s in stages if s.name == f"stage-{stage.key}")
+        stage_span = next(s for s in stages if attrs(s)[stage_key] == stage.key)
         assert attrs(stage_span)[attr.OBSERVATION_TYPE] == attr.TYPE_SPAN
         assert attrs(stage_span)[attr.USER_ID] == stage.persona
         children = [g for g in gens if parent_hex(g) == span_hex(stage_span)]
@@ -217,6 +221,16 @@ async def test_second_run_accumulates_budget_use(
 # -- entry points ------------------------------------------------------------------------
 
 
+@pytest.fixture
+def fresh_prometheus_registry(monkeypatch: pytest.MonkeyPatch) -> CollectorRegistry:
+    """The demo registers its metrics in prometheus_client's default registry; give each test
+    its own so tests do not depend on each other."""
+    registry = CollectorRegistry()
+    monkeypatch.setattr(metrics_module, "REGISTRY", registry, raising=False)
+    return registry
+
+
+@pytest.mark.usefixtures("fresh_prometheus_registry")
 def test_cli_demo(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["demo"]) == 0
     out = capsys.readouterr().out
@@ -224,10 +238,19 @@ def test_cli_demo(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Langfuse not configured" in out
 
 
+@pytest.mark.usefixtures("fresh_prometheus_registry")
 def test_cli_demo_release_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["demo", "--release-version", "3.1.4"]) == 0
     out = capsys.readouterr().out
     assert "Update version to 3.1.4" in out
+
+
+@pytest.mark.usefixtures("fresh_prometheus_registry")
+def test_cli_demo_runs_twice_in_one_process(capsys: pytest.CaptureFixture[str]) -> None:
+    # main() is a plain function (the console script, but also callable from code and tests)
+    assert cli_main(["demo"]) == 0
+    assert cli_main(["demo"]) == 0
+    assert capsys.readouterr().out.count("Package Release Workflow Complete") == 2
 
 
 def test_cli_requires_a_command(capsys: pytest.CaptureFixture[str]) -> None:

@@ -886,3 +886,71 @@ def test_instrumented_workflow_module(receiver: LoopbackOTLP, tmp_path: Path) ->
     assert spans[0].trace_id == trace_line.group(1)
     for request in receiver.trace_requests():
         assert_langfuse_wire(request, public_key, secret_key)
+
+
+# -- What a plain script (no logging configured) experiences ------------------------------------
+_SCRIPT = r"""
+import sys
+from hypertool.instrumentation import LangfuseIntegration
+
+langfuse = LangfuseIntegration(
+    public_key=sys.argv[2], secret_key=sys.argv[3], host=sys.argv[1], exit_timeout=1.0
+)
+for i in range(int(sys.argv[4])):
+    trace = langfuse.start_trace(name=f"t{i}", persona="backend-engineer")
+    langfuse.create_generation(trace, "g", "gpt-4", "p", "c", usage={"input": 1, "output": 2})
+    langfuse.end_trace(trace)
+    if i == 0:
+        langfuse.flush(timeout=0.3)  # the first batch goes out now
+print("done", flush=True)
+"""
+
+
+def _run_script(
+    receiver: LoopbackOTLP, tmp_path: Path, traces: int
+) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Run _SCRIPT in a fresh interpreter; return seconds from 'done' to exit, and the result."""
+    public_key, secret_key = unique_keys()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGFUSE_", "OTEL_"))}
+    env["PYTHONIOENCODING"] = "utf-8"
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SCRIPT, receiver.url, public_key, secret_key, str(traces)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # bounded: the script prints as it finishes
+        done_at = time.perf_counter()
+        stdout, stderr = process.communicate(timeout=30)
+        exit_delay = time.perf_counter() - done_at
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=5)
+    assert line == "done\n", stderr
+    return exit_delay, subprocess.CompletedProcess(
+        process.args, process.returncode, line + stdout, stderr
+    )
+
+
+def test_process_exit_is_bounded_when_endpoint_hangs(tmp_path: Path) -> None:
+    """langfuse's own SDK blocks exit ~5 s per queued batch; ours waits exit_timeout (1 s)."""
+    with LoopbackOTLP(mode="hang", hang_max=30) as receiver:
+        exit_delay, completed = _run_script(receiver, tmp_path, traces=3000)
+        assert receiver.trace_requests(), "the exporter never reached the receiver"
+    assert completed.returncode == 0, completed.stderr
+    assert exit_delay < 3.0, f"exit took {exit_delay:.2f} s with exit_timeout=1.0"
+
+
+def test_rejected_keys_are_visible_to_a_script_without_logging_config(tmp_path: Path) -> None:
+    """The one clear message about bad keys must reach stderr, not only a configured logger."""
+    with LoopbackOTLP(mode=401) as receiver:
+        _, completed = _run_script(receiver, tmp_path, traces=3000)
+        assert len(receiver.trace_requests()) >= 2
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr.count("Langfuse rejected the keys") == 1, completed.stderr[-2000:]

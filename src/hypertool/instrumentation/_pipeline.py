@@ -6,10 +6,8 @@ in its own provider passes it in.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import time
-import weakref
 from collections.abc import Mapping
 
 from opentelemetry.sdk.resources import Resource
@@ -59,10 +57,6 @@ class Pipeline:
         self.tracer: Tracer = self.provider.get_tracer(TRACER_NAME, __version__)
         self.exit_timeout = exit_timeout
         self._closed = False
-        ref = weakref.ref(self)
-        # A weak reference: registering the bound method would keep every pipeline alive.
-        self._atexit = lambda: (p := ref()) is not None and p.close(p.exit_timeout)
-        atexit.register(self._atexit)
 
     @property
     def sinks(self) -> list[str]:
@@ -82,7 +76,6 @@ class Pipeline:
         if self._closed:
             return True
         self._closed = True
-        atexit.unregister(self._atexit)
         deadline = time.monotonic() + max(timeout, 0.0)
         ok = True
         for processor in self.processors:

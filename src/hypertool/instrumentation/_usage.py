@@ -148,15 +148,41 @@ def text_of(value: Any) -> str:
         return repr(value)
 
 
-def extract(result: Any, prompt_text: str) -> tuple[str, Usage]:
-    """Completion text and usage of one LLM call's return value."""
+def snapshot(result: Any) -> tuple[str, Usage | None]:
+    """Text and provider usage of a return value, read while the caller cannot have changed it.
+
+    Cheap (attribute reads); estimating tokens when the provider gave none is left for later.
+    """
+    if isinstance(result, str):
+        return result, None
     text = completion_text(result)
     if text is None:
         text = "" if result is None else text_of(result)
-    usage = usage_from_mapping(_get(result, "usage")) if not isinstance(result, str) else None
-    if usage is None:
-        usage = Usage(estimate_tokens(prompt_text), estimate_tokens(text), True)
-    return text, usage
+    return text, usage_from_mapping(_get(result, "usage"))
+
+
+def freeze(value: Any) -> Any:
+    """A shallow copy of a prompt container, so appending to a message list after the call
+    does not change what is recorded.
+    """
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
+
+
+def complete_usage(usage: Usage | None, prompt_text: str, completion: str) -> Usage:
+    """The provider's usage, or an estimate from the texts marked as such."""
+    if usage is not None:
+        return usage
+    return Usage(estimate_tokens(prompt_text), estimate_tokens(completion), True)
+
+
+def extract(result: Any, prompt_text: str) -> tuple[str, Usage]:
+    """Completion text and usage of one LLM call's return value."""
+    text, usage = snapshot(result)
+    return text, complete_usage(usage, prompt_text, text)
 
 
 def usage_from_argument(usage: Mapping[str, Any] | Usage | None) -> Usage | None:

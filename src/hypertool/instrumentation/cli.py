@@ -11,15 +11,18 @@ from collections.abc import Sequence
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from prometheus_client import CollectorRegistry
+
     from hypertool.instrumentation.langfuse_integration import get_langfuse_integration
     from hypertool.instrumentation.metrics import PersonaMetricsCollector, start_metrics_server
     from hypertool.instrumentation.test_instrumented_workflow import run_release_workflow
 
     langfuse = get_langfuse_integration()
-    metrics = PersonaMetricsCollector().attach(langfuse)
+    registry = CollectorRegistry()  # one per run: a second demo in one process starts afresh
+    metrics = PersonaMetricsCollector(registry=registry).attach(langfuse)
     server = None
     if args.metrics_port is not None:
-        server = start_metrics_server(args.metrics_port, addr=args.metrics_addr)
+        server = start_metrics_server(args.metrics_port, addr=args.metrics_addr, registry=registry)
         print(f"📈 Metrics: http://{args.metrics_addr}:{args.metrics_port}/metrics", flush=True)
     asyncio.run(run_release_workflow(langfuse, version=args.release_version, metrics=metrics))
     if server is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import random
@@ -167,6 +168,10 @@ class LangfuseIntegration:
             else None
         )
         self._tracer = self._pipeline.tracer if self._pipeline else None
+        ref = weakref.ref(self)
+        # Weakly referenced: a bound method would keep every integration alive until exit.
+        self._atexit = lambda: (i := ref()) is not None and i.shutdown()
+        atexit.register(self._atexit)
 
     # -- properties ------------------------------------------------------------------------
     @property
@@ -623,7 +628,10 @@ class LangfuseIntegration:
             return False
 
     def shutdown(self, timeout: float | None = None) -> bool:
-        """Flush for at most ``timeout`` seconds (the exit timeout by default) and stop."""
+        """Record what is pending, flush for at most ``timeout`` seconds (the exit timeout by
+        default) and stop; runs at process exit too.
+        """
+        atexit.unregister(self._atexit)
         self.drain()
         if self._pipeline is None:
             return True

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
-from hypertool.instrumentation._usage import extract, text_of
+from hypertool.instrumentation._usage import Usage, complete_usage, freeze, snapshot, text_of
 from hypertool.instrumentation.budget import BudgetExceededError
 from hypertool.instrumentation.contexts import SpanContext, TraceContext, current
 from hypertool.instrumentation.langfuse_integration import (
@@ -91,7 +91,7 @@ class _Recorder:
                 parent,
                 resolved,
                 mode,
-                prompt,
+                freeze(prompt),
                 metadata,
                 time.time_ns(),
             )
@@ -102,20 +102,31 @@ class _Recorder:
             return None
 
     def after(self, call: _Call | None, result: Any, error: BaseException | None) -> None:
-        """Hand the outcome to the integration; the recording itself happens off this path."""
-        if call is not None:
-            try:
-                call.integration.defer(self.complete, call, result, error, time.time_ns())
-            except Exception:
-                logger.debug("instrumentation failed after the call", exc_info=True)
+        """Hand the outcome to the integration; the recording itself happens off this path.
 
-    def complete(self, call: _Call, result: Any, error: BaseException | None, end_ns: int) -> None:
-        """Extract text and usage from the outcome and record the generation."""
+        The text and provider usage are read now, since the caller may change the returned
+        object afterwards; estimating tokens and building the span are deferred.
+        """
+        if call is None:
+            return
+        try:
+            end_ns = time.time_ns()
+            completion, usage = snapshot(result) if error is None else ("", None)
+            call.integration.defer(self.complete, call, completion, usage, error, end_ns)
+        except Exception:
+            logger.debug("instrumentation failed after the call", exc_info=True)
+
+    def complete(
+        self,
+        call: _Call,
+        completion: str,
+        provider_usage: Usage | None,
+        error: BaseException | None,
+        end_ns: int,
+    ) -> None:
+        """Record the generation (on the recorder thread)."""
         prompt = text_of(call.prompt)
-        if error is None:
-            completion, usage = extract(result, prompt)
-        else:
-            completion, usage = "", extract("", prompt)[1]
+        usage = complete_usage(provider_usage, prompt, completion)
         workflow = stage = ""
         if call.parent is not None:
             workflow = str(call.parent.metadata.get("workflow", ""))

@@ -1,0 +1,292 @@
+"""Human output of the ``hypertool`` command line: ``rich`` tables and trees.
+
+Every value from the store goes into a :class:`rich.text.Text`, never into markup, so a prompt
+containing ``[brackets]`` prints as written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+NONE = "—"
+EXCERPT_CHARS = 160
+
+
+def tokens(value: int | None) -> str:
+    """A token count with thousands separators."""
+    return NONE if value is None else f"{value:,}"
+
+
+def cost(value: float | None, unknown: int = 0) -> str:
+    """A cost in USD; ``unknown`` generations without a price are said, never counted as 0."""
+    if value is None:
+        return "unknown" if unknown else NONE
+    text = f"${value:,.2f}" if abs(value) >= 1 else f"${value:.4f}" if value else "$0"
+    return f"{text} (+{unknown} unknown)" if unknown else text
+
+
+def duration(ms: float | None) -> str:
+    """Milliseconds, or seconds from one second on."""
+    if ms is None:
+        return NONE
+    return f"{ms / 1000:,.2f} s" if ms >= 1000 else f"{ms:,.1f} ms"
+
+
+def moment(ns: int | None) -> str:
+    """An epoch-nanosecond time in local time, to the second."""
+    if ns is None:
+        return NONE
+    return datetime.fromtimestamp(ns / 1e9).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def excerpt(text: str | None, limit: int = EXCERPT_CHARS) -> str:
+    """``text`` on one line, cut to ``limit`` characters."""
+    if not text:
+        return ""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else f"{flat[: limit - 1]}…"
+
+
+def _text(value: Any) -> Text:
+    return Text(NONE if value is None or value == "" else str(value))
+
+
+def _status(value: str | None) -> Text:
+    if value == "error":
+        return Text("error", style="bold red")
+    return Text(value or NONE, style="green" if value == "success" else "")
+
+
+def _table(title: str, columns: Iterable[tuple[str, bool]]) -> Table:
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for name, numeric in columns:
+        table.add_column(name, justify="right" if numeric else "left", overflow="fold")
+    return table
+
+
+def report_table(rows: Sequence[Mapping[str, Any]], by: str, since: str | None) -> Table:
+    """The report: one row per group and a total."""
+    title = f"Generations by {by}" + (f" since {since}" if since else "")
+    table = _table(
+        title,
+        [
+            (by.capitalize(), False),
+            ("Traces", True),
+            ("Generations", True),
+            ("Input", True),
+            ("Output", True),
+            ("Total tokens", True),
+            ("Cost", True),
+            ("Errors", True),
+            ("p50", True),
+            ("p95", True),
+        ],
+    )
+    for row in rows:
+        table.add_row(
+            _text(row["group"]),
+            tokens(row["traces"]),
+            tokens(row["generations"]),
+            tokens(row["input_tokens"]),
+            tokens(row["output_tokens"]),
+            tokens(row["total_tokens"]),
+            cost(row["cost_usd"], row["cost_unknown"]),
+            Text(str(row["errors"]), style="red" if row["errors"] else ""),
+            duration(row["p50_ms"]),
+            duration(row["p95_ms"]),
+        )
+    if len(rows) > 1:
+        known = [row["cost_usd"] for row in rows if row["cost_usd"] is not None]
+        table.add_section()
+        table.add_row(
+            Text("total", style="bold"),
+            "",
+            tokens(sum(row["generations"] for row in rows)),
+            tokens(sum(row["input_tokens"] for row in rows)),
+            tokens(sum(row["output_tokens"] for row in rows)),
+            tokens(sum(row["total_tokens"] for row in rows)),
+            cost(sum(known) if known else None, sum(row["cost_unknown"] for row in rows)),
+            str(sum(row["errors"] for row in rows)),
+            "",
+            "",
+        )
+    return table
+
+
+def traces_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    """Recent traces."""
+    table = _table(
+        "Traces (newest first)",
+        [
+            ("Trace", False),
+            ("Started", False),
+            ("Name", False),
+            ("Persona", False),
+            ("Chatmode", False),
+            ("Duration", True),
+            ("Status", False),
+            ("Generations", True),
+            ("Tokens", True),
+            ("Cost", True),
+            ("Error", False),
+        ],
+    )
+    for row in rows:
+        table.add_row(
+            Text(row["trace_id"][:12], style="cyan"),
+            moment(row["start_ns"]),
+            _text(row["name"]),
+            _text(row["persona"]),
+            _text(row["chatmode"]),
+            duration(row["duration_ms"]),
+            _status(row["status"]),
+            tokens(row["generations"]),
+            tokens(row["total_tokens"]),
+            cost(row["cost_usd"], row["cost_unknown"]),
+            Text(excerpt(row["error"], 60), style="red"),
+        )
+    return table
+
+
+def _usage(node: Mapping[str, Any]) -> str:
+    text = (
+        f"{tokens(node['input_tokens'])} in + {tokens(node['output_tokens'])} out = "
+        f"{tokens(node['total_tokens'])} tokens"
+    )
+    return text + (" (estimated)" if node.get("usage_estimated") else "")
+
+
+def _node_label(node: Mapping[str, Any]) -> Text:
+    label = Text()
+    label.append(f"[{node['type']}] ", style="magenta" if node["type"] == "generation" else "blue")
+    label.append(str(node["name"]), style="bold")
+    parts = [node["persona"] or NONE]
+    if node["stage"]:
+        parts.append(f"stage {node['stage']}")
+    if node["type"] == "generation":
+        parts += [
+            node["model"] or NONE,
+            _usage(node),
+            cost(node["cost_usd"], 1 if node["cost_usd"] is None else 0),
+        ]
+    parts.append(duration(node["latency_ms"]))
+    label.append("  " + " · ".join(parts))
+    if node["status"] == "error":
+        label.append("  ✗ error", style="bold red")
+    return label
+
+
+def _add_nodes(tree: Tree, nodes: Sequence[Mapping[str, Any]]) -> None:
+    for node in nodes:
+        branch = tree.add(_node_label(node))
+        if node["type"] == "generation":
+            branch.add(Text.assemble(("prompt: ", "bold dim"), excerpt(node["input"]) or NONE))
+            branch.add(
+                Text.assemble(("completion: ", "bold dim"), excerpt(node["output"]) or NONE)
+            )
+        if node["error"]:
+            branch.add(Text.assemble(("error: ", "bold red"), excerpt(node["error"])))
+        _add_nodes(branch, node["children"])
+
+
+def trace_tree(trace: Mapping[str, Any]) -> Tree:
+    """One trace as a tree of its spans and generations, with prompts and completions."""
+    label = Text()
+    label.append("Trace ", style="bold")
+    label.append(trace["trace_id"], style="cyan")
+    label.append(f"  {trace['name'] or NONE}", style="bold")
+    label.append(
+        "  "
+        + " · ".join(
+            [
+                trace["persona"] or NONE,
+                trace["chatmode"] or NONE,
+                moment(trace["start_ns"]),
+                duration(trace["duration_ms"]),
+                f"{trace['generations']} generation(s)",
+                f"{tokens(trace['total_tokens'])} tokens",
+                cost(trace["cost_usd"], trace["cost_unknown"]),
+            ]
+        )
+    )
+    label.append("  ")
+    label.append_text(_status(trace["status"]))
+    tree = Tree(label)
+    if trace["error"]:
+        tree.add(Text.assemble(("error: ", "bold red"), excerpt(trace["error"])))
+    _add_nodes(tree, trace["children"])
+    return tree
+
+
+def generations_table(rows: Sequence[Mapping[str, Any]], title: str) -> Table:
+    """Generations with their latency, usage, cost, and prompt or error."""
+    table = _table(
+        title,
+        [
+            ("Started", False),
+            ("Trace", False),
+            ("Persona", False),
+            ("Model", False),
+            ("Name", False),
+            ("Latency", True),
+            ("Tokens", True),
+            ("Cost", True),
+            ("Status", False),
+            ("Prompt / error", False),
+        ],
+    )
+    for row in rows:
+        detail = (
+            Text(excerpt(row["error"], 80), style="red")
+            if row["error"]
+            else Text(excerpt(row["input"], 80))
+        )
+        table.add_row(
+            moment(row["start_ns"]),
+            Text(row["trace_id"][:12], style="cyan"),
+            _text(row["persona"]),
+            _text(row["model"]),
+            _text(row["name"]),
+            duration(row["latency_ms"]),
+            tokens(row["total_tokens"]) + ("*" if row["usage_estimated"] else ""),
+            cost(row["cost_usd"], 1 if row["cost_usd"] is None else 0),
+            _status(row["status"]),
+            detail,
+        )
+    if any(row["usage_estimated"] for row in rows):
+        table.caption = "* estimated token count"
+    return table
+
+
+def personas_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    """Each persona's budget, use this period, remaining (negative when overrun) and cost."""
+    table = _table(
+        "Personas",
+        [
+            ("Persona", False),
+            ("Period", False),
+            ("Budget", True),
+            ("Used", True),
+            ("Remaining", True),
+            ("Cost", True),
+            ("Cost budget", True),
+        ],
+    )
+    for row in rows:
+        remaining = row["remaining_tokens"]
+        table.add_row(
+            Text(row["persona"], style="bold"),
+            row["budget_period"],
+            tokens(row["budget_tokens"]),
+            tokens(row["used_tokens"]),
+            Text(tokens(remaining), style="bold red" if remaining is not None and remaining < 0 else ""),
+            cost(row["cost_usd"]),
+            cost(row["cost_budget_usd"]),
+        )
+    return table

@@ -1,0 +1,223 @@
+"""Schema of the embedded trace store, its forward migrations, and safe connection handling.
+
+The schema version lives in ``PRAGMA user_version``. :data:`MIGRATIONS` is applied in order,
+from the file's version to :data:`SCHEMA_VERSION`, in one transaction: a crash half-way leaves
+the previous version intact. Migrations are append-only; never edit a released one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+APPLICATION_ID = 0x48545452
+"""``PRAGMA application_id`` of a hypertool trace store ("HTTR")."""
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: the initial schema. Large text columns come last, so scans that aggregate numbers
+    # never read their overflow pages.
+    (
+        """
+        CREATE TABLE observations (
+            span_id TEXT PRIMARY KEY,
+            trace_id TEXT NOT NULL,
+            parent_id TEXT,
+            type TEXT NOT NULL,
+            name TEXT NOT NULL,
+            persona TEXT,
+            chatmode TEXT,
+            workflow TEXT,
+            stage TEXT,
+            model TEXT,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            total_tokens INTEGER,
+            usage_estimated INTEGER,
+            cost_usd REAL,
+            start_ns INTEGER NOT NULL,
+            end_ns INTEGER NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('success', 'error')),
+            error TEXT,
+            input TEXT,
+            output TEXT,
+            metadata TEXT
+        )
+        """,
+        "CREATE INDEX observations_trace ON observations (trace_id, start_ns)",
+        "CREATE INDEX observations_type_start ON observations (type, start_ns)",
+        """
+        CREATE TABLE traces (
+            trace_id TEXT PRIMARY KEY,
+            name TEXT,
+            persona TEXT,
+            chatmode TEXT,
+            workflow TEXT,
+            start_ns INTEGER NOT NULL,
+            end_ns INTEGER NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('success', 'error')),
+            error TEXT,
+            root_seen INTEGER NOT NULL DEFAULT 0
+        )
+        """,
+        "CREATE INDEX traces_start ON traces (start_ns)",
+    ),
+    # 2: budgets (usage of one persona since a date) and `hypertool traces --persona`.
+    ("CREATE INDEX observations_persona ON observations (persona, type, start_ns)",),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+"""The schema version this code writes."""
+
+# Attempts after the busy handler (PRAGMA busy_timeout) gave up: WAL returns SQLITE_BUSY
+# without waiting in a few cases (a snapshot gone stale, recovery after a crash).
+_RETRY_DELAYS_S = (0.05, 0.2, 0.5)
+
+
+class StoreError(RuntimeError):
+    """The trace store cannot be used; the message names the file and what to do."""
+
+
+def is_busy(exc: BaseException) -> bool:
+    """True for SQLite's "database is locked" / "busy" errors, which are worth retrying."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def store_error(path: Path, exc: BaseException) -> StoreError:
+    """A :class:`StoreError` naming ``path`` that explains ``exc``."""
+    if isinstance(exc, StoreError):
+        return exc
+    if is_busy(exc):
+        return StoreError(
+            f"{path}: the trace store is locked by another connection and stayed locked; "
+            "the batch was not written"
+        )
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        return StoreError(
+            f"{path}: not a readable hypertool trace store ({exc}); the file may be corrupt: "
+            "move it aside and a new store is created on next use"
+        )
+    if isinstance(exc, OSError):
+        return StoreError(f"{path}: cannot use the trace store: {exc.strerror or exc}")
+    return StoreError(f"{path}: trace store error: {exc}")
+
+
+def with_retry(path: Path, operation: Callable[[], T]) -> T:
+    """Run ``operation``, retrying a bounded number of times while the database is busy.
+
+    Raises:
+        StoreError: the database stayed locked, or any other SQLite error (naming ``path``).
+
+    """
+    for delay in (*_RETRY_DELAYS_S, None):
+        try:
+            return operation()
+        except sqlite3.Error as exc:
+            if delay is None or not is_busy(exc):
+                raise store_error(path, exc) from exc
+        time.sleep(delay * (0.5 + random.random()))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def in_transaction(connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``work`` in a write transaction taken up front (no lock upgrade, no deadlock)."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(connection)
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _create_file(path: Path) -> None:
+    """Create an empty store file readable by its owner only (prompts are private)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:  # another process created it first
+        return
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+def _migrate(connection: sqlite3.Connection, path: Path) -> None:
+    def version() -> int:
+        return int(connection.execute("PRAGMA user_version").fetchone()[0])
+
+    def check(found: int) -> None:
+        if found > SCHEMA_VERSION:
+            raise StoreError(
+                f"{path}: schema version {found} is newer than this hypertool understands "
+                f"({SCHEMA_VERSION}); upgrade hypertool-instrumentation"
+            )
+
+    found = version()
+    check(found)
+    if found == SCHEMA_VERSION:
+        return
+
+    def apply(conn: sqlite3.Connection) -> None:
+        current = version()  # another process may have migrated meanwhile
+        check(current)
+        if current == 0:
+            application = int(conn.execute("PRAGMA application_id").fetchone()[0])
+            tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
+            if application not in (0, APPLICATION_ID) or tables:
+                raise StoreError(f"{path}: an SQLite database, but not a hypertool trace store")
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        for statements in MIGRATIONS[current:]:
+            for statement in statements:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    in_transaction(connection, apply)
+
+
+def connect(path: Path, *, create: bool, busy_timeout_ms: int) -> sqlite3.Connection:
+    """Open the store at ``path`` (WAL, ``synchronous=NORMAL``) and migrate it forward.
+
+    Raises:
+        StoreError: the file is missing (and ``create`` is False), corrupt, not a trace store,
+            from a newer version, or locked beyond the retries.
+
+    """
+    try:
+        if not path.exists():
+            if not create:
+                raise StoreError(f"{path}: no trace store here yet")
+            _create_file(path)
+        connection = sqlite3.connect(
+            path,
+            timeout=busy_timeout_ms / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+    except (OSError, sqlite3.Error) as exc:
+        raise store_error(path, exc) from exc
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        with_retry(path, lambda: connection.execute("PRAGMA journal_mode = WAL").fetchone())
+        connection.execute("PRAGMA synchronous = NORMAL")
+        with_retry(path, lambda: _migrate(connection, path))
+    except BaseException as exc:
+        connection.close()
+        if isinstance(exc, sqlite3.Error):
+            raise store_error(path, exc) from exc
+        raise
+    return connection
