@@ -24,6 +24,7 @@ DropListener = Callable[[str, int], None]
 """Called with (sink name, number of spans) whenever spans are dropped."""
 
 _REPORT_INTERVAL_S = 60.0
+EXPORT_THREAD_PREFIX = "hypertool-export-"
 
 
 class _FlushMarker:
@@ -74,7 +75,7 @@ class DeliveryProcessor(SpanProcessor):
         self._unreported = 0
         self._last_report = 0.0
         self._thread = threading.Thread(
-            target=self._run, name=f"hypertool-export-{sink}", daemon=True
+            target=self._run, name=f"{EXPORT_THREAD_PREFIX}{sink}", daemon=True
         )
         self._thread.start()
 

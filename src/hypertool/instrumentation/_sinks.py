@@ -13,6 +13,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 
 from hypertool.instrumentation._config import Settings
+from hypertool.instrumentation._delivery import EXPORT_THREAD_PREFIX
 
 logger = logging.getLogger("hypertool.instrumentation")
 
@@ -58,9 +59,35 @@ class _RejectionReporter:
         )
 
 
+class _OwnExportThreads(logging.Filter):
+    """Hides the OTLP exporter's per-batch failure logs raised on our export threads.
+
+    Our delivery processor counts those spans and reports them once in a while (and a rejected
+    key once per host), so the exporter's one line per batch would only repeat it. Records from
+    any other thread (the application's own OTLP exporters) pass untouched.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.threadName or not record.threadName.startswith(EXPORT_THREAD_PREFIX)
+
+
+_quiet_filter = _OwnExportThreads()
+
+
+def _quiet_exporter_logs() -> None:
+    for name in (
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+        "opentelemetry.exporter.otlp.common.http",
+    ):
+        exporter_logger = logging.getLogger(name)
+        if _quiet_filter not in exporter_logger.filters:
+            exporter_logger.addFilter(_quiet_filter)
+
+
 def langfuse_exporter(settings: Settings) -> SpanExporter:
     """An OTLP/HTTP exporter speaking Langfuse's ingestion contract (gzip protobuf, basic auth)."""
     assert settings.public_key and settings.secret_key
+    _quiet_exporter_logs()
     session = requests.Session()
     session.hooks["response"].append(_RejectionReporter(settings.host))
     return OTLPSpanExporter(

@@ -56,7 +56,9 @@ def estimate_tokens(text: str) -> int:
 
 
 def _get(obj: Any, key: str) -> Any:
-    if isinstance(obj, Mapping):
+    if obj is None:
+        return None
+    if type(obj) is dict or isinstance(obj, Mapping):  # the exact-type test is the fast path
         return obj.get(key)
     return getattr(obj, key, None)
 
@@ -113,10 +115,10 @@ def usage_from_mapping(usage: Any) -> Usage | None:
 
 def completion_text(result: Any) -> str | None:
     """The text of a provider response or documented dict; None when not recognised."""
-    if isinstance(result, str):
+    if type(result) is str:
         return result
     choices = _get(result, "choices")
-    if isinstance(choices, list | tuple) and choices:
+    if (type(choices) is list and choices) or (isinstance(choices, tuple) and choices):
         message = _get(choices[0], "message")
         content = _get(message, "content") if message is not None else _get(choices[0], "text")
         if isinstance(content, str):
@@ -148,17 +150,19 @@ def text_of(value: Any) -> str:
         return repr(value)
 
 
-def snapshot(result: Any) -> tuple[str, Usage | None]:
-    """Text and provider usage of a return value, read while the caller cannot have changed it.
+def snapshot(result: Any) -> tuple[str, Any]:
+    """Text and raw provider usage of a return value, taken before the caller can change it.
 
-    Cheap (attribute reads); estimating tokens when the provider gave none is left for later.
+    Cheap: a few lookups and a shallow copy of a usage dict. Parsing the usage and estimating
+    tokens when the provider gave none are left for later (:func:`complete_usage`).
     """
-    if isinstance(result, str):
+    if type(result) is str:
         return result, None
     text = completion_text(result)
     if text is None:
         text = "" if result is None else text_of(result)
-    return text, usage_from_mapping(_get(result, "usage"))
+    usage = _get(result, "usage")
+    return text, dict(usage) if type(usage) is dict else usage
 
 
 def freeze(value: Any) -> Any:
@@ -172,8 +176,11 @@ def freeze(value: Any) -> Any:
     return value
 
 
-def complete_usage(usage: Usage | None, prompt_text: str, completion: str) -> Usage:
-    """The provider's usage, or an estimate from the texts marked as such."""
+def complete_usage(raw_usage: Any, prompt_text: str, completion: str) -> Usage:
+    """The provider's usage (any form :func:`usage_from_mapping` reads), or an estimate from
+    the texts marked as such.
+    """
+    usage = raw_usage if isinstance(raw_usage, Usage) else usage_from_mapping(raw_usage)
     if usage is not None:
         return usage
     return Usage(estimate_tokens(prompt_text), estimate_tokens(completion), True)

@@ -113,6 +113,10 @@ class BudgetLedger:
         self._session_start = time.time_ns()
         self._accounts: dict[str, _Account] = {}
         self._lock = threading.Lock()
+        # check() runs before every instrumented call: with no "block" policy it does nothing.
+        self._any_blocking = policy == "block" or any(
+            persona.budget_policy == "block" for persona in self.personas.values()
+        )
 
     # -- settings per persona --------------------------------------------------------------
     def budget(self, persona: str) -> int | None:
@@ -181,7 +185,7 @@ class BudgetLedger:
 
         Does nothing for personas with policy ``warn``.
         """
-        if self.policy(persona) != "block":
+        if not self._any_blocking or self.policy(persona) != "block":
             return
         self._sync()
         name = canonical_name(persona)

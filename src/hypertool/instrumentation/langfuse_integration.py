@@ -35,8 +35,10 @@ from hypertool.instrumentation.personas import (
 )
 from hypertool.instrumentation.pricing import PriceTable, load_prices
 
+# No NullHandler on purpose: without logging configured, Python's last-resort handler shows
+# our few warnings ("Langfuse not configured", rejected keys, dropped spans) on stderr, as the
+# guide promises; each is logged once, never per call.
 logger = logging.getLogger("hypertool.instrumentation")
-logger.addHandler(logging.NullHandler())
 
 _warned: set[str] = set()
 _warn_lock = threading.Lock()
