@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import requests
@@ -97,6 +98,22 @@ def langfuse_exporter(settings: Settings) -> SpanExporter:
         compression=Compression.Gzip,
         session=session,
     )
+
+
+OTEL_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+
+
+def otlp_configured(environ: Mapping[str, str]) -> bool:
+    """True when the standard OTLP endpoint variables name a collector."""
+    return any(environ.get(name, "").strip() for name in OTEL_ENDPOINT_VARIABLES)
+
+
+def otlp_exporter(timeout: float) -> SpanExporter:
+    """An OTLP/HTTP exporter configured by the standard ``OTEL_EXPORTER_OTLP_*`` variables
+    (endpoint, headers, compression, certificates), for Jaeger, Tempo, Phoenix or a Collector.
+    """
+    _quiet_exporter_logs()
+    return OTLPSpanExporter(timeout=timeout)
 
 
 def console_exporter() -> SpanExporter:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import os
 import random
 import threading
 import time
+import traceback
 import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -23,10 +25,16 @@ from hypertool.instrumentation import _attributes as attr
 from hypertool.instrumentation._config import Settings, load_settings, mask_secret
 from hypertool.instrumentation._pipeline import Pipeline
 from hypertool.instrumentation._records import GenerationListener, GenerationRecord
-from hypertool.instrumentation._sinks import console_exporter, langfuse_exporter
+from hypertool.instrumentation._sinks import (
+    console_exporter,
+    langfuse_exporter,
+    otlp_configured,
+    otlp_exporter,
+)
 from hypertool.instrumentation._usage import Usage, estimate_tokens, text_of, usage_from_argument
 from hypertool.instrumentation.budget import BudgetLedger, Period, Policy
 from hypertool.instrumentation.contexts import GenerationContext, SpanContext, TraceContext
+from hypertool.instrumentation.masking import MaskFunction, chain
 from hypertool.instrumentation.personas import (
     PersonaRegistry,
     builtin_personas,
@@ -62,12 +70,14 @@ def _ns(moment: datetime | float | None) -> int | None:
     return int(moment * 1e9)
 
 
-def _metadata_attributes(prefix: str, metadata: Mapping[str, Any] | None) -> dict[str, str]:
+def _metadata_attributes(
+    prefix: str, metadata: Mapping[str, Any] | None, clean: Callable[[str], str]
+) -> dict[str, str]:
     if not metadata:
         return {}
     result = {}
     for key, value in metadata.items():
-        result[f"{prefix}.{key}"] = value if isinstance(value, str) else text_of(value)
+        result[f"{prefix}.{key}"] = clean(value if isinstance(value, str) else text_of(value))
     return result
 
 
@@ -89,6 +99,8 @@ class LangfuseIntegration:
             ``HYPERTOOL_PERSONAS_DIR``, by default.
         prices: Model prices; the built-in table plus ``HYPERTOOL_PRICES`` by default.
         exporters: Extra sinks, name → OpenTelemetry span exporter.
+        mask: Applied to prompts, completions, metadata and error messages after the built-in
+            masking of API keys, tokens and passwords, before anything leaves the process.
         export_timeout: Seconds one export request may take (``HYPERTOOL_EXPORT_TIMEOUT``).
         exit_timeout: Seconds process exit may wait for delivery (``HYPERTOOL_EXIT_TIMEOUT``).
         queue_size: Spans held per sink while it is slow (``HYPERTOOL_QUEUE_SIZE``).
@@ -106,6 +118,7 @@ class LangfuseIntegration:
         personas: PersonaRegistry | None = None,
         prices: PriceTable | None = None,
         exporters: Mapping[str, SpanExporter] | None = None,
+        mask: MaskFunction | None = None,
         export_timeout: float | None = None,
         exit_timeout: float | None = None,
         queue_size: int | None = None,
@@ -140,6 +153,7 @@ class LangfuseIntegration:
         self._wake = threading.Event()
         self._worker: threading.Thread | None = None
         self._listeners: list[GenerationListener] = []
+        self._mask = chain(mask)
         sinks: dict[str, SpanExporter] = {}
         self.enabled = False
         if self.settings.langfuse_configured:
@@ -159,6 +173,11 @@ class LangfuseIntegration:
                 "Langfuse not configured (LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY unset): "
                 "tracing to Langfuse is off",
             )
+        if otlp_configured(os.environ):
+            try:
+                sinks["otlp"] = otlp_exporter(self.settings.export_timeout)
+            except Exception as exc:
+                warn_once("otlp-failed", "OTLP export is off: %s", exc)
         if self.settings.console:
             sinks["console"] = console_exporter()
         sinks.update(exporters or {})
@@ -263,7 +282,9 @@ class LangfuseIntegration:
             attr.PERSONA: persona,
             attr.CHATMODE: chatmode,
             attr.OBSERVATION_TYPE: attr.TYPE_SPAN,
-            **_metadata_attributes(attr.TRACE_METADATA, {"chatmode": chatmode, **meta}),
+            **_metadata_attributes(
+                attr.TRACE_METADATA, {"chatmode": chatmode, **meta}, self._clean
+            ),
         }
         # An empty context: a trace's root must not adopt the application's current span.
         span = self._tracer.start_span(name, context=Context(), attributes=root_attrs)
@@ -315,9 +336,15 @@ class LangfuseIntegration:
                 self.end_span(span)
             trace.status = "error" if status == "error" else "success"
             if output is not None:
-                trace.span.set_attribute(attr.OUTPUT, self._cap(text_of(output)))
+                trace.span.set_attribute(attr.OUTPUT, self._clean(text_of(output)))
             trace.span.set_attribute(attr.TRACE_STATUS, trace.status)
-            _finish(trace.span, trace.status, error, default="trace ended with status=error")
+            _finish(
+                trace.span,
+                trace.status,
+                error,
+                self._clean,
+                default="trace ended with status=error",
+            )
         except Exception:
             logger.debug("end_trace failed", exc_info=True)
 
@@ -349,7 +376,7 @@ class LangfuseIntegration:
                         attr.PERSONA: resolved,
                         attr.CHATMODE: trace.chatmode,
                         attr.OBSERVATION_TYPE: attr.TYPE_SPAN,
-                        **_metadata_attributes(attr.OBSERVATION_METADATA, meta),
+                        **_metadata_attributes(attr.OBSERVATION_METADATA, meta, self._clean),
                         **(attributes or {}),
                     },
                 )
@@ -383,7 +410,7 @@ class LangfuseIntegration:
             with span.trace._lock:
                 if span in span.trace._open_spans:
                     span.trace._open_spans.remove(span)
-            _finish(span.span, status, error, default="span ended with status=error")
+            _finish(span.span, status, error, self._clean, default="span ended with status=error")
         except Exception:
             logger.debug("end_span failed", exc_info=True)
 
@@ -470,7 +497,7 @@ class LangfuseIntegration:
         With ``trace=None`` the generation is the root of a trace of its own, named
         ``trace_name``.
         """
-        message = None if error is None else (str(error) or type(error).__name__)
+        message = None if error is None else self._clean(str(error) or type(error).__name__)
         cost = self.prices.cost(model, usage)
         if cost is None:
             warn_once(
@@ -496,8 +523,8 @@ class LangfuseIntegration:
                 attr.MODEL: model,
                 attr.GEN_AI_OPERATION: "chat",
                 attr.GEN_AI_REQUEST_MODEL: model,
-                attr.INPUT: self._cap(prompt),
-                attr.OUTPUT: self._cap(completion),
+                attr.INPUT: self._clean(prompt),
+                attr.OUTPUT: self._clean(completion),
                 attr.USAGE_DETAILS: json.dumps(usage.as_langfuse()),
                 attr.GEN_AI_INPUT_TOKENS: usage.input,
                 attr.GEN_AI_OUTPUT_TOKENS: usage.output,
@@ -515,7 +542,9 @@ class LangfuseIntegration:
             if model_parameters:
                 attributes[attr.MODEL_PARAMETERS] = text_of(dict(model_parameters))
             if metadata:
-                attributes.update(_metadata_attributes(attr.OBSERVATION_METADATA, metadata))
+                attributes.update(
+                    _metadata_attributes(attr.OBSERVATION_METADATA, metadata, self._clean)
+                )
             if trace is None:
                 context = Context()
             else:
@@ -527,7 +556,7 @@ class LangfuseIntegration:
             span_context = span.get_span_context()
             span_id = format(span_context.span_id, "016x")
             trace_id = format(span_context.trace_id, "032x")
-            _finish(span, "error" if message else "success", error, end_ns=end_ns)
+            _finish(span, "error" if message else "success", error, self._clean, end_ns=end_ns)
         elif not trace_id:
             trace_id = format(random.getrandbits(128), "032x")
         record = GenerationRecord(
@@ -639,11 +668,14 @@ class LangfuseIntegration:
             return True
         return self._pipeline.close(self.settings.exit_timeout if timeout is None else timeout)
 
-    def _cap(self, text: str) -> str:
+    def _clean(self, text: str) -> str:
+        """Mask secrets, then cap the length with a visible marker."""
         limit = self.settings.max_field_chars
         if len(text) <= limit:
-            return text
-        return f"{text[:limit]}…[truncated {len(text) - limit} chars]"
+            return self._mask(text)
+        # Mask a little past the cut, so a key straddling it cannot leave half-visible.
+        masked = self._mask(text[: limit + 256])[:limit]
+        return f"{masked}…[truncated {len(text) - limit} chars]"
 
 
 _WAKE_AT = 256
@@ -670,15 +702,22 @@ def _finish(
     span: trace_api.Span,
     status: str,
     error: BaseException | str | None,
+    clean: Callable[[str], str],
     *,
     default: str = "error",
     end_ns: int | None = None,
 ) -> None:
     if status == "error" or error is not None:
-        message = (str(error) or type(error).__name__) if error is not None else default
+        raw = (str(error) or type(error).__name__) if error is not None else default
+        message = clean(raw)
         span.set_attributes({attr.LEVEL: attr.LEVEL_ERROR, attr.STATUS_MESSAGE: message})
         if isinstance(error, BaseException):
-            span.record_exception(error)
+            # Provider errors quote keys ("Incorrect API key: sk-…"): the event is masked too.
+            stack = "".join(traceback.format_exception(error))
+            span.record_exception(
+                error,
+                attributes={"exception.message": message, "exception.stacktrace": clean(stack)},
+            )
         span.set_status(Status(StatusCode.ERROR, message))
     span.end(end_time=end_ns)
 
