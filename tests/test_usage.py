@@ -68,7 +68,8 @@ def test_anthropic_form() -> None:
         }
     )
     assert usage is not None
-    assert (usage.input, usage.output, usage.estimated) == (25, 9, False)
+    # Anthropic's input_tokens leave the cache reads and writes out; Usage.input has them all.
+    assert (usage.input, usage.output, usage.estimated) == (25 + 11 + 3, 9, False)
     assert dict(usage.details) == {"input_cache_read": 11, "input_cache_creation": 3}
 
 
@@ -177,7 +178,7 @@ def test_extract_anthropic_object_is_exact() -> None:
     )
     text, usage = extract(response, "prompt")
     assert text == "Part one. Part two."
-    assert (usage.input, usage.output, usage.estimated) == (40, 12, False)
+    assert (usage.input, usage.output, usage.estimated) == (40 + 8, 12, False)
     assert dict(usage.details) == {"input_cache_read": 8}
 
 

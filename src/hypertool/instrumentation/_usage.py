@@ -98,6 +98,9 @@ def usage_from_mapping(usage: Any) -> Usage | None:
     inp = _int(_get(usage, "input_tokens"))
     out = _int(_get(usage, "output_tokens"))
     if inp is not None or out is not None:
+        # Anthropic counts cache reads and writes outside input_tokens; Usage.input is all
+        # input tokens (as OpenAI's prompt_tokens is), the cached parts kept as details.
+        inp = inp or 0
         for key, name in (
             ("cache_read_input_tokens", "input_cache_read"),
             ("cache_creation_input_tokens", "input_cache_creation"),
@@ -105,7 +108,8 @@ def usage_from_mapping(usage: Any) -> Usage | None:
             value = _int(_get(usage, key))
             if value:
                 details.append((name, value))
-        return Usage(inp or 0, out or 0, False, tuple(details))
+                inp += value
+        return Usage(inp, out or 0, False, tuple(details))
     inp = _int(_get(usage, "input"))
     out = _int(_get(usage, "output"))
     if inp is not None or out is not None:

@@ -64,6 +64,7 @@ class PersonaMetricsCollector:
         self.registry = registry if registry is not None else REGISTRY
         self.personas = personas if personas is not None else builtin_personas()
         self.budgets = BudgetLedger(self.personas)
+        self._attached: set[int] = set()
         self._persona = _BoundedLabel(max_label_values)
         self._model = _BoundedLabel(max_label_values)
         self._name = _BoundedLabel(max_label_values)
@@ -142,7 +143,13 @@ class PersonaMetricsCollector:
 
     # -- wiring ----------------------------------------------------------------------------
     def attach(self, integration: LangfuseIntegration) -> PersonaMetricsCollector:
-        """Feed these metrics from every generation and dropped span of ``integration``."""
+        """Feed these metrics from every generation and dropped span of ``integration``.
+
+        Attaching twice to the same integration counts each generation once.
+        """
+        if id(integration) in self._attached:
+            return self
+        self._attached.add(id(integration))
         integration.add_listener(self.record_generation)
         if integration.pipeline is not None:
             for processor in integration.pipeline.processors:

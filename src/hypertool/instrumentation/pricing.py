@@ -102,6 +102,8 @@ BUILTIN_PRICES: dict[str, ModelPrice] = {
 }
 
 _CACHED_INPUT_KEYS = ("input_cached_tokens", "input_cache_read")
+# Anthropic charges cache writes (5-minute cache) at 1.25x the input price.
+_CACHE_WRITE_FACTOR = 1.25
 
 
 class PriceTable:
@@ -144,11 +146,16 @@ class PriceTable:
         price = self.price(model)
         if price is None:
             return None
+        # Usage.input holds every input token; cached reads and cache writes are parts of it.
         details = dict(usage.details)
-        cached = next((details[k] for k in _CACHED_INPUT_KEYS if k in details), 0)
-        cached = min(cached, usage.input)
+        cached = min(next((details[k] for k in _CACHED_INPUT_KEYS if k in details), 0), usage.input)
+        written = min(details.get("input_cache_creation", 0), usage.input - cached)
         cached_rate = price.cached_input if price.cached_input is not None else price.input
-        input_cost = ((usage.input - cached) * price.input + cached * cached_rate) / _MTOK
+        input_cost = (
+            (usage.input - cached - written) * price.input
+            + cached * cached_rate
+            + written * price.input * _CACHE_WRITE_FACTOR
+        ) / _MTOK
         return Cost(input_cost, usage.output * price.output / _MTOK)
 
     def with_overrides(self, overrides: Mapping[str, ModelPrice]) -> PriceTable:

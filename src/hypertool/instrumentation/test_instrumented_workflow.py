@@ -99,6 +99,8 @@ async def run_release_workflow(
     from what was recorded. ``metrics``, when given, is fed by the same generations.
     """
     langfuse = langfuse or get_langfuse_integration()
+    if metrics is not None:
+        metrics.attach(langfuse)
 
     async def call_llm(prompt: str, persona: str) -> dict[str, object]:
         return await mock_llm(prompt, persona=persona)
