@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import atexit
 import json
-import logging
 import os
 import random
 import threading
 import time
-import traceback
 import weakref
-from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, cast
@@ -19,10 +16,11 @@ from typing import Any, cast
 from opentelemetry import trace as trace_api
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.export import SpanExporter
-from opentelemetry.trace import Status, StatusCode
 
 from hypertool.instrumentation import _attributes as attr
 from hypertool.instrumentation._config import Settings, load_settings, mask_secret
+from hypertool.instrumentation._deferred import DeferredWork
+from hypertool.instrumentation._log import enable_debug_logging, forget_warnings, logger, warn_once
 from hypertool.instrumentation._pipeline import Pipeline
 from hypertool.instrumentation._records import GenerationListener, GenerationRecord
 from hypertool.instrumentation._sinks import (
@@ -31,6 +29,7 @@ from hypertool.instrumentation._sinks import (
     otlp_configured,
     otlp_exporter,
 )
+from hypertool.instrumentation._spans import finish, metadata_attributes, to_ns
 from hypertool.instrumentation._usage import Usage, estimate_tokens, text_of, usage_from_argument
 from hypertool.instrumentation.budget import BudgetLedger, Period, Policy
 from hypertool.instrumentation.contexts import GenerationContext, SpanContext, TraceContext
@@ -42,43 +41,6 @@ from hypertool.instrumentation.personas import (
     load_personas,
 )
 from hypertool.instrumentation.pricing import PriceTable, load_prices
-
-# No NullHandler on purpose: without logging configured, Python's last-resort handler shows
-# our few warnings ("Langfuse not configured", rejected keys, dropped spans) on stderr, as the
-# guide promises; each is logged once, never per call.
-logger = logging.getLogger("hypertool.instrumentation")
-
-_warned: set[str] = set()
-_warn_lock = threading.Lock()
-
-
-def warn_once(key: str, message: str, *args: object) -> None:
-    """Log ``message`` as a warning the first time ``key`` is seen in this process."""
-    with _warn_lock:
-        if key in _warned:
-            return
-        _warned.add(key)
-    logger.warning(message, *args)
-
-
-def _ns(moment: datetime | float | None) -> int | None:
-    """Nanoseconds since the epoch of a datetime or of epoch seconds (int or float)."""
-    if moment is None:
-        return None
-    if isinstance(moment, datetime):
-        return int(moment.timestamp() * 1e9)
-    return int(moment * 1e9)
-
-
-def _metadata_attributes(
-    prefix: str, metadata: Mapping[str, Any] | None, clean: Callable[[str], str]
-) -> dict[str, str]:
-    if not metadata:
-        return {}
-    result = {}
-    for key, value in metadata.items():
-        result[f"{prefix}.{key}"] = clean(value if isinstance(value, str) else text_of(value))
-    return result
 
 
 class LangfuseIntegration:
@@ -134,7 +96,7 @@ class LangfuseIntegration:
             queue_size=queue_size,
         )
         if self.settings.debug:
-            _enable_debug_logging()
+            enable_debug_logging()
         if personas is None:
             personas = builtin_personas()
             if self.settings.personas_dir:
@@ -148,10 +110,7 @@ class LangfuseIntegration:
             policy=cast(Policy, self.settings.budget_policy),
             sync=self.drain,
         )
-        self._deferred: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
-        self._process_lock = threading.RLock()
-        self._wake = threading.Event()
-        self._worker: threading.Thread | None = None
+        self._deferred = DeferredWork(self.settings.queue_size)
         self._listeners: list[GenerationListener] = []
         self._mask = chain(mask)
         sinks: dict[str, SpanExporter] = {}
@@ -282,9 +241,7 @@ class LangfuseIntegration:
             attr.PERSONA: persona,
             attr.CHATMODE: chatmode,
             attr.OBSERVATION_TYPE: attr.TYPE_SPAN,
-            **_metadata_attributes(
-                attr.TRACE_METADATA, {"chatmode": chatmode, **meta}, self._clean
-            ),
+            **metadata_attributes(attr.TRACE_METADATA, {"chatmode": chatmode, **meta}, self._clean),
         }
         # An empty context: a trace's root must not adopt the application's current span.
         span = self._tracer.start_span(name, context=Context(), attributes=root_attrs)
@@ -338,7 +295,7 @@ class LangfuseIntegration:
             if output is not None:
                 trace.span.set_attribute(attr.OUTPUT, self._clean(text_of(output)))
             trace.span.set_attribute(attr.TRACE_STATUS, trace.status)
-            _finish(
+            finish(
                 trace.span,
                 trace.status,
                 error,
@@ -376,7 +333,7 @@ class LangfuseIntegration:
                         attr.PERSONA: resolved,
                         attr.CHATMODE: trace.chatmode,
                         attr.OBSERVATION_TYPE: attr.TYPE_SPAN,
-                        **_metadata_attributes(attr.OBSERVATION_METADATA, meta, self._clean),
+                        **metadata_attributes(attr.OBSERVATION_METADATA, meta, self._clean),
                         **(attributes or {}),
                     },
                 )
@@ -410,7 +367,7 @@ class LangfuseIntegration:
             with span.trace._lock:
                 if span in span.trace._open_spans:
                     span.trace._open_spans.remove(span)
-            _finish(span.span, status, error, self._clean, default="span ended with status=error")
+            finish(span.span, status, error, self._clean, default="span ended with status=error")
         except Exception:
             logger.debug("end_span failed", exc_info=True)
 
@@ -449,8 +406,8 @@ class LangfuseIntegration:
             resolved = usage_from_argument(usage) or Usage(
                 estimate_tokens(prompt_text), estimate_tokens(completion_text), True
             )
-            end_ns = _ns(end_time) or time.time_ns()
-            start_ns = _ns(start_time) or end_ns
+            end_ns = to_ns(end_time) or time.time_ns()
+            start_ns = to_ns(start_time) or end_ns
             return self.record_generation(
                 trace=trace,
                 parent=parent,
@@ -543,7 +500,7 @@ class LangfuseIntegration:
                 attributes[attr.MODEL_PARAMETERS] = text_of(dict(model_parameters))
             if metadata:
                 attributes.update(
-                    _metadata_attributes(attr.OBSERVATION_METADATA, metadata, self._clean)
+                    metadata_attributes(attr.OBSERVATION_METADATA, metadata, self._clean)
                 )
             if trace is None:
                 context = Context()
@@ -556,7 +513,7 @@ class LangfuseIntegration:
             span_context = span.get_span_context()
             span_id = format(span_context.span_id, "016x")
             trace_id = format(span_context.trace_id, "032x")
-            _finish(span, "error" if message else "success", error, self._clean, end_ns=end_ns)
+            finish(span, "error" if message else "success", error, self._clean, end_ns=end_ns)
         elif not trace_id:
             trace_id = format(random.getrandbits(128), "032x")
         record = GenerationRecord(
@@ -599,47 +556,11 @@ class LangfuseIntegration:
         never happens on the caller's path. Reads of budgets, :meth:`flush` and process exit
         process what is pending first, so nothing recorded is missed.
         """
-        deferred = self._deferred
-        if len(deferred) >= self.settings.queue_size:
-            # Back-pressure instead of loss: the caller records this one itself.
-            self._run_deferred(fn, args)
-            return
-        deferred.append((fn, args))
-        if self._worker is None:
-            self._start_worker()
-        elif len(deferred) >= _WAKE_AT and not self._wake.is_set():
-            self._wake.set()
+        self._deferred.defer(fn, *args)
 
     def drain(self) -> None:
         """Record everything handed over so far, in this thread."""
-        deferred = self._deferred
-        with self._process_lock:
-            while deferred:
-                try:
-                    fn, args = deferred.popleft()
-                except IndexError:
-                    break
-                self._run_deferred(fn, args)
-
-    @staticmethod
-    def _run_deferred(fn: Callable[..., None], args: tuple[Any, ...]) -> None:
-        try:
-            fn(*args)
-        except Exception:
-            logger.debug("recording a generation failed", exc_info=True)
-
-    def _start_worker(self) -> None:
-        with _default_lock:
-            if self._worker is not None:
-                return
-            worker = threading.Thread(
-                target=_record_forever,
-                args=(weakref.ref(self),),
-                name="hypertool-recorder",
-                daemon=True,
-            )
-            self._worker = worker
-        worker.start()
+        self._deferred.drain()
 
     # -- delivery --------------------------------------------------------------------------
     def flush(self, timeout: float = 5.0) -> bool:
@@ -678,59 +599,6 @@ class LangfuseIntegration:
         return f"{masked}…[truncated {len(text) - limit} chars]"
 
 
-_WAKE_AT = 256
-_RECORD_INTERVAL_S = 0.05
-
-
-def _record_forever(ref: weakref.ref[LangfuseIntegration]) -> None:
-    while True:
-        integration = ref()
-        if integration is None:
-            return
-        wake = integration._wake
-        del integration  # hold no strong reference while waiting
-        wake.wait(_RECORD_INTERVAL_S)
-        wake.clear()
-        integration = ref()
-        if integration is None:
-            return
-        integration.drain()
-        del integration
-
-
-def _finish(
-    span: trace_api.Span,
-    status: str,
-    error: BaseException | str | None,
-    clean: Callable[[str], str],
-    *,
-    default: str = "error",
-    end_ns: int | None = None,
-) -> None:
-    if status == "error" or error is not None:
-        raw = (str(error) or type(error).__name__) if error is not None else default
-        message = clean(raw)
-        span.set_attributes({attr.LEVEL: attr.LEVEL_ERROR, attr.STATUS_MESSAGE: message})
-        if isinstance(error, BaseException):
-            # Provider errors quote keys ("Incorrect API key: sk-…"): the event is masked too.
-            stack = "".join(traceback.format_exception(error))
-            span.record_exception(
-                error,
-                attributes={"exception.message": message, "exception.stacktrace": clean(stack)},
-            )
-        span.set_status(Status(StatusCode.ERROR, message))
-    span.end(end_time=end_ns)
-
-
-def _enable_debug_logging() -> None:
-    if not any(getattr(h, "_hypertool_debug", False) for h in logger.handlers):
-        handler = logging.StreamHandler()
-        handler._hypertool_debug = True  # type: ignore[attr-defined]
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-
-
 _default: LangfuseIntegration | None = None
 _default_lock = threading.Lock()
 
@@ -759,5 +627,4 @@ def reset_langfuse_integration() -> None:
         previous, _default = _default, None
     if previous is not None:
         previous.shutdown(0.0)
-    with _warn_lock:
-        _warned.clear()
+    forget_warnings()

@@ -1,0 +1,92 @@
+"""Work handed over by instrumented calls, done on a recorder thread instead of the caller's.
+
+Reads that need it complete (budgets, flush, exit) call :meth:`DeferredWork.drain` first, so
+nothing handed over is missed. When the queue is full the caller does its own item: back-pressure
+instead of loss.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from hypertool.instrumentation._log import logger
+
+_WAKE_AT = 256
+_INTERVAL_S = 0.05
+
+
+class DeferredWork:
+    """A bounded queue of ``fn(*args)`` calls and the daemon thread that runs them."""
+
+    def __init__(self, max_pending: int) -> None:
+        self.max_pending = max_pending
+        self._items: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def defer(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` soon on the recorder thread (now, when the queue is full)."""
+        items = self._items
+        if len(items) >= self.max_pending:
+            _run(fn, args)
+            return
+        items.append((fn, args))
+        if self._worker is None:
+            self._start()
+        elif len(items) >= _WAKE_AT and not self._wake.is_set():
+            self._wake.set()
+
+    def drain(self) -> None:
+        """Run everything handed over so far, in this thread."""
+        items = self._items
+        with self._lock:
+            while items:
+                try:
+                    fn, args = items.popleft()
+                except IndexError:
+                    break
+                _run(fn, args)
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._worker is not None:
+                return
+            self._worker = threading.Thread(
+                target=_work_forever,
+                args=(weakref.ref(self),),
+                name="hypertool-recorder",
+                daemon=True,
+            )
+        self._worker.start()
+
+
+def _run(fn: Callable[..., None], args: tuple[Any, ...]) -> None:
+    try:
+        fn(*args)
+    except Exception:
+        logger.debug("recording a generation failed", exc_info=True)
+
+
+def _work_forever(ref: weakref.ref[DeferredWork]) -> None:
+    while True:
+        work = ref()
+        if work is None:
+            return
+        wake = work._wake
+        del work  # hold no strong reference while waiting
+        wake.wait(_INTERVAL_S)
+        wake.clear()
+        work = ref()
+        if work is None:
+            return
+        work.drain()
+        del work
