@@ -15,10 +15,13 @@ _PREFIXES = ("LANGFUSE_", "HYPERTOOL_", "OTEL_")
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """No LANGFUSE_/HYPERTOOL_/OTEL_ variables, no stray .env, no leftover default integration."""
+    """No LANGFUSE_/HYPERTOOL_/OTEL_ variables (the store off), no stray .env, no leftover
+    default integration."""
     for name in list(os.environ):
         if name.startswith(_PREFIXES):
             monkeypatch.delenv(name)
+    # Never the user's real store: tests that use one point HYPERTOOL_STORE at a tmp path.
+    monkeypatch.setenv("HYPERTOOL_STORE", "off")
     monkeypatch.chdir(tmp_path)
     reset_langfuse_integration()
     yield

@@ -43,6 +43,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     require("prometheus")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGFUSE_", "HYPERTOOL_"))}
+    env["HYPERTOOL_STORE"] = str(tmp_path_factory.mktemp("store") / "traces.db")
     process = subprocess.Popen(
         [
             sys.executable,

@@ -1,28 +1,69 @@
-"""Persona-aware LLM observability for Hypertool: Langfuse, OpenTelemetry and Prometheus."""
+"""Persona-aware LLM observability for Hypertool: Langfuse, OpenTelemetry and Prometheus.
 
-from hypertool.instrumentation._config import ConfigError
-from hypertool.instrumentation._records import GenerationRecord
-from hypertool.instrumentation._usage import Usage
-from hypertool.instrumentation.budget import BudgetExceededError, BudgetLedger, BudgetStatus
-from hypertool.instrumentation.contexts import GenerationContext, SpanContext, TraceContext
-from hypertool.instrumentation.langfuse_integration import (
-    LangfuseIntegration,
-    get_langfuse_integration,
-    reset_langfuse_integration,
-    set_langfuse_integration,
-)
-from hypertool.instrumentation.metrics import PersonaMetricsCollector, start_metrics_server
-from hypertool.instrumentation.observable import ObservableLLM, observe_llm
-from hypertool.instrumentation.personas import (
-    Persona,
-    PersonaError,
-    PersonaRegistry,
-    builtin_personas,
-    canonical_name,
-    load_personas,
-)
-from hypertool.instrumentation.pricing import Cost, ModelPrice, PriceTable
-from hypertool.instrumentation.workflow_tracing import Stage, WorkflowTracer
+Names are imported on first use (PEP 562), so ``import hypertool.instrumentation`` and the
+``hypertool`` CLI start fast and nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hypertool.instrumentation._config import ConfigError
+    from hypertool.instrumentation._records import GenerationRecord
+    from hypertool.instrumentation._usage import Usage
+    from hypertool.instrumentation.budget import BudgetExceededError, BudgetLedger, BudgetStatus
+    from hypertool.instrumentation.contexts import GenerationContext, SpanContext, TraceContext
+    from hypertool.instrumentation.langfuse_integration import (
+        LangfuseIntegration,
+        get_langfuse_integration,
+        reset_langfuse_integration,
+        set_langfuse_integration,
+    )
+    from hypertool.instrumentation.metrics import PersonaMetricsCollector, start_metrics_server
+    from hypertool.instrumentation.observable import ObservableLLM, observe_llm
+    from hypertool.instrumentation.personas import (
+        Persona,
+        PersonaError,
+        PersonaRegistry,
+        builtin_personas,
+        canonical_name,
+        load_personas,
+    )
+    from hypertool.instrumentation.pricing import Cost, ModelPrice, PriceTable
+    from hypertool.instrumentation.workflow_tracing import Stage, WorkflowTracer
+
+_MODULES: dict[str, str] = {
+    "BudgetExceededError": "hypertool.instrumentation.budget",
+    "BudgetLedger": "hypertool.instrumentation.budget",
+    "BudgetStatus": "hypertool.instrumentation.budget",
+    "ConfigError": "hypertool.instrumentation._config",
+    "Cost": "hypertool.instrumentation.pricing",
+    "GenerationContext": "hypertool.instrumentation.contexts",
+    "GenerationRecord": "hypertool.instrumentation._records",
+    "LangfuseIntegration": "hypertool.instrumentation.langfuse_integration",
+    "ModelPrice": "hypertool.instrumentation.pricing",
+    "ObservableLLM": "hypertool.instrumentation.observable",
+    "Persona": "hypertool.instrumentation.personas",
+    "PersonaError": "hypertool.instrumentation.personas",
+    "PersonaMetricsCollector": "hypertool.instrumentation.metrics",
+    "PersonaRegistry": "hypertool.instrumentation.personas",
+    "PriceTable": "hypertool.instrumentation.pricing",
+    "SpanContext": "hypertool.instrumentation.contexts",
+    "Stage": "hypertool.instrumentation.workflow_tracing",
+    "TraceContext": "hypertool.instrumentation.contexts",
+    "Usage": "hypertool.instrumentation._usage",
+    "WorkflowTracer": "hypertool.instrumentation.workflow_tracing",
+    "builtin_personas": "hypertool.instrumentation.personas",
+    "canonical_name": "hypertool.instrumentation.personas",
+    "get_langfuse_integration": "hypertool.instrumentation.langfuse_integration",
+    "load_personas": "hypertool.instrumentation.personas",
+    "observe_llm": "hypertool.instrumentation.observable",
+    "reset_langfuse_integration": "hypertool.instrumentation.langfuse_integration",
+    "set_langfuse_integration": "hypertool.instrumentation.langfuse_integration",
+    "start_metrics_server": "hypertool.instrumentation.metrics",
+}
 
 __all__ = [
     "BudgetExceededError",
@@ -54,3 +95,16 @@ __all__ = [
     "set_langfuse_integration",
     "start_metrics_server",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -10,12 +10,38 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from rich import box
+from rich.console import Console, RenderableType
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
 NONE = "—"
+_UNBOUNDED = 10_000
 EXCERPT_CHARS = 160
+
+
+def show(renderable: RenderableType) -> None:
+    """Print ``renderable`` on standard output, wider than the terminal rather than cut.
+
+    Rich squeezes a table into the terminal by folding every column, which turns a persona
+    name or a number into pieces; below the table's minimum width it is printed at that
+    width instead, and the terminal wraps the long lines.
+    """
+    console = Console(highlight=False)
+    unbounded = console.options.update_width(_UNBOUNDED)  # measuring clamps to the width
+    if isinstance(renderable, Table):
+        for column in renderable.columns:
+            if column.no_wrap:
+                column.min_width = max(
+                    Measurement.get(console, unbounded, cell).maximum
+                    for cell in (column.header, *column.cells)
+                )
+    minimum = Measurement.get(console, unbounded, renderable).minimum
+    if minimum > console.width:
+        console = Console(highlight=False, width=minimum)
+    console.print(renderable)
 
 
 def tokens(value: int | None) -> str:
@@ -23,19 +49,26 @@ def tokens(value: int | None) -> str:
     return NONE if value is None else f"{value:,}"
 
 
-def cost(value: float | None, unknown: int = 0) -> str:
+def cost(value: float | None, unknown: int = 0, *, short: bool = False) -> str:
     """A cost in USD; ``unknown`` generations without a price are said, never counted as 0."""
     if value is None:
         return "unknown" if unknown else NONE
     text = f"${value:,.2f}" if abs(value) >= 1 else f"${value:.4f}" if value else "$0"
-    return f"{text} (+{unknown} unknown)" if unknown else text
+    if not unknown:
+        return text
+    return f"{text} +{unknown}?" if short else f"{text} (+{unknown} unknown)"
+
+
+UNKNOWN_CAPTION = "+N? : N generation(s) without a known price, not counted"
 
 
 def duration(ms: float | None) -> str:
     """Milliseconds, or seconds from one second on."""
     if ms is None:
         return NONE
-    return f"{ms / 1000:,.2f} s" if ms >= 1000 else f"{ms:,.1f} ms"
+    if ms >= 1000:
+        return f"{ms / 1000:,.2f} s"
+    return f"{ms:.2f} ms" if ms < 10 else f"{ms:,.1f} ms"
 
 
 def moment(ns: int | None) -> str:
@@ -43,6 +76,12 @@ def moment(ns: int | None) -> str:
     if ns is None:
         return NONE
     return datetime.fromtimestamp(ns / 1e9).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _short_moment(ns: int | None) -> str:
+    if ns is None:
+        return NONE
+    return datetime.fromtimestamp(ns / 1e9).astimezone().strftime("%m-%d %H:%M:%S")
 
 
 def excerpt(text: str | None, limit: int = EXCERPT_CHARS) -> str:
@@ -63,10 +102,24 @@ def _status(value: str | None) -> Text:
     return Text(value or NONE, style="green" if value == "success" else "")
 
 
+_WRAP = frozenset({"Name", "Error", "Prompt / error", "Details"})
+
+
 def _table(title: str, columns: Iterable[tuple[str, bool]]) -> Table:
-    table = Table(title=title, title_justify="left", header_style="bold")
+    # No vertical rules: ten columns of numbers fit a 100-column terminal.
+    table = Table(
+        title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False
+    )
     for name, numeric in columns:
-        table.add_column(name, justify="right" if numeric else "left", overflow="fold")
+        # Only free text wraps; ids, personas, times and numbers stay whole (see ``show``).
+        wrap = name in _WRAP
+        table.add_column(
+            name,
+            justify="right" if numeric else "left",
+            no_wrap=not wrap,
+            overflow="fold",
+            min_width=12 if wrap else None,
+        )
     return table
 
 
@@ -78,10 +131,10 @@ def report_table(rows: Sequence[Mapping[str, Any]], by: str, since: str | None) 
         [
             (by.capitalize(), False),
             ("Traces", True),
-            ("Generations", True),
-            ("Input", True),
-            ("Output", True),
-            ("Total tokens", True),
+            ("Gens", True),
+            ("In", True),
+            ("Out", True),
+            ("Tokens", True),
             ("Cost", True),
             ("Errors", True),
             ("p50", True),
@@ -96,7 +149,7 @@ def report_table(rows: Sequence[Mapping[str, Any]], by: str, since: str | None) 
             tokens(row["input_tokens"]),
             tokens(row["output_tokens"]),
             tokens(row["total_tokens"]),
-            cost(row["cost_usd"], row["cost_unknown"]),
+            cost(row["cost_usd"], row["cost_unknown"], short=True),
             Text(str(row["errors"]), style="red" if row["errors"] else ""),
             duration(row["p50_ms"]),
             duration(row["p95_ms"]),
@@ -111,11 +164,17 @@ def report_table(rows: Sequence[Mapping[str, Any]], by: str, since: str | None) 
             tokens(sum(row["input_tokens"] for row in rows)),
             tokens(sum(row["output_tokens"] for row in rows)),
             tokens(sum(row["total_tokens"] for row in rows)),
-            cost(sum(known) if known else None, sum(row["cost_unknown"] for row in rows)),
+            cost(
+                sum(known) if known else None,
+                sum(row["cost_unknown"] for row in rows),
+                short=True,
+            ),
             str(sum(row["errors"] for row in rows)),
             "",
             "",
         )
+    if any(row["cost_unknown"] for row in rows):
+        table.caption = UNKNOWN_CAPTION
     return table
 
 
@@ -128,10 +187,9 @@ def traces_table(rows: Sequence[Mapping[str, Any]]) -> Table:
             ("Started", False),
             ("Name", False),
             ("Persona", False),
-            ("Chatmode", False),
             ("Duration", True),
             ("Status", False),
-            ("Generations", True),
+            ("Gens", True),
             ("Tokens", True),
             ("Cost", True),
             ("Error", False),
@@ -140,17 +198,18 @@ def traces_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     for row in rows:
         table.add_row(
             Text(row["trace_id"][:12], style="cyan"),
-            moment(row["start_ns"]),
+            _short_moment(row["start_ns"]),
             _text(row["name"]),
             _text(row["persona"]),
-            _text(row["chatmode"]),
             duration(row["duration_ms"]),
             _status(row["status"]),
             tokens(row["generations"]),
             tokens(row["total_tokens"]),
-            cost(row["cost_usd"], row["cost_unknown"]),
+            cost(row["cost_usd"], row["cost_unknown"], short=True),
             Text(excerpt(row["error"], 60), style="red"),
         )
+    if any(row["cost_unknown"] for row in rows):
+        table.caption = UNKNOWN_CAPTION
     return table
 
 
@@ -187,9 +246,7 @@ def _add_nodes(tree: Tree, nodes: Sequence[Mapping[str, Any]]) -> None:
         branch = tree.add(_node_label(node))
         if node["type"] == "generation":
             branch.add(Text.assemble(("prompt: ", "bold dim"), excerpt(node["input"]) or NONE))
-            branch.add(
-                Text.assemble(("completion: ", "bold dim"), excerpt(node["output"]) or NONE)
-            )
+            branch.add(Text.assemble(("completion: ", "bold dim"), excerpt(node["output"]) or NONE))
         if node["error"]:
             branch.add(Text.assemble(("error: ", "bold red"), excerpt(node["error"])))
         _add_nodes(branch, node["children"])
@@ -200,9 +257,10 @@ def trace_tree(trace: Mapping[str, Any]) -> Tree:
     label = Text()
     label.append("Trace ", style="bold")
     label.append(trace["trace_id"], style="cyan")
-    label.append(f"  {trace['name'] or NONE}", style="bold")
+    label.append(f"  {trace['name'] or NONE}  ", style="bold")
+    label.append_text(_status(trace["status"]))
     label.append(
-        "  "
+        "\n"
         + " · ".join(
             [
                 trace["persona"] or NONE,
@@ -215,10 +273,9 @@ def trace_tree(trace: Mapping[str, Any]) -> Tree:
             ]
         )
     )
-    label.append("  ")
-    label.append_text(_status(trace["status"]))
     tree = Tree(label)
-    if trace["error"]:
+    children = trace["children"]
+    if trace["error"] and not (len(children) == 1 and children[0]["error"] == trace["error"]):
         tree.add(Text.assemble(("error: ", "bold red"), excerpt(trace["error"])))
     _add_nodes(tree, trace["children"])
     return tree
@@ -248,7 +305,7 @@ def generations_table(rows: Sequence[Mapping[str, Any]], title: str) -> Table:
             else Text(excerpt(row["input"], 80))
         )
         table.add_row(
-            moment(row["start_ns"]),
+            _short_moment(row["start_ns"]),
             Text(row["trace_id"][:12], style="cyan"),
             _text(row["persona"]),
             _text(row["model"]),
@@ -285,7 +342,10 @@ def personas_table(rows: Sequence[Mapping[str, Any]]) -> Table:
             row["budget_period"],
             tokens(row["budget_tokens"]),
             tokens(row["used_tokens"]),
-            Text(tokens(remaining), style="bold red" if remaining is not None and remaining < 0 else ""),
+            Text(
+                tokens(remaining),
+                style="bold red" if remaining is not None and remaining < 0 else "",
+            ),
             cost(row["cost_usd"]),
             cost(row["cost_budget_usd"]),
         )

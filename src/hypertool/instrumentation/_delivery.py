@@ -140,6 +140,10 @@ class DeliveryProcessor(SpanProcessor):
         if left:
             self._drop(left)
         self._report(force=True)
+        try:
+            self._exporter.shutdown()  # releases connections and files (the store's WAL)
+        except Exception:
+            logger.debug("shutting down the %s exporter failed", self.sink, exc_info=True)
         return flushed
 
     def _drop(self, count: int) -> None:

@@ -63,6 +63,13 @@ def check_langfuse(
     }
 
 
+def _mask(secret: str) -> str:
+    """At most the first 8 characters, and never more than half of a short secret."""
+    if len(secret) >= 16:
+        return mask_secret(secret)
+    return f"{secret[: len(secret) // 2]}…"
+
+
 def _store(path: Path | None, source: str) -> dict[str, Any]:
     if path is None:
         return {"enabled": False, "path": None, "exists": False, "source": source}
@@ -103,7 +110,7 @@ def diagnose(store_path: Path | None, store_source: str, *, online: bool) -> dic
         "enabled": bool(settings and settings.langfuse_configured),
         "host": host,
         "public_key": public_key,
-        "secret_key": mask_secret(secret_key) if secret_key else None,
+        "secret_key": _mask(secret_key) if secret_key else None,
     }
     sinks["store"] = _store(store_path, store_source)
     traces_endpoint = env.get(OTEL_TRACES_ENDPOINT, "").strip()

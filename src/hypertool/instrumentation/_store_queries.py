@@ -7,13 +7,14 @@ Percentiles interpolate linearly between the closest ranks (numpy's default, and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import groupby
 from typing import Any, Literal
 
 from hypertool.instrumentation._store_schema import StoreError
@@ -38,6 +39,18 @@ _OBSERVATION_FIELDS = (
     "input_tokens, output_tokens, total_tokens, usage_estimated, cost_usd, start_ns, end_ns, "
     "status, error, input, output, metadata"
 )
+
+
+@dataclass(slots=True)
+class _Group:
+    traces: set[str] = field(default_factory=set)
+    latencies: list[int] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cost_usd: float | None = None
+    cost_unknown: int = 0
+    errors: int = 0
 
 
 def percentile(ordered: Sequence[float], fraction: float) -> float | None:
@@ -68,44 +81,58 @@ def _since(column: str, since_ns: int | None) -> tuple[str, list[Any]]:
 def report(
     connection: sqlite3.Connection, by: ReportBy, since_ns: int | None
 ) -> list[dict[str, Any]]:
-    """Per group: traces, generations, tokens, cost, unknown costs, errors, p50/p95 latency."""
+    """Per group: traces, generations, tokens, cost, unknown costs, errors, p50/p95 latency.
+
+    One pass over the report index: distinct traces and sorted latencies need every row
+    anyway, and summing in the same loop measured faster than a second, grouped query.
+    """
     if by not in _GROUP_EXPRESSIONS:
         raise ValueError(f"cannot report by {by!r}; choose one of {', '.join(REPORT_GROUPS)}")
-    group = _GROUP_EXPRESSIONS[by]
     where, params = _since("o.start_ns", since_ns)
-    source = f"FROM observations o WHERE o.type = 'generation'{where}"
-    rows = connection.execute(
+    cursor = connection.execute(
         f"""
-        SELECT {group} AS grp, count(DISTINCT o.trace_id), count(*),
-               coalesce(sum(o.input_tokens), 0), coalesce(sum(o.output_tokens), 0),
-               coalesce(sum(o.total_tokens), 0), sum(o.cost_usd),
-               sum(o.cost_usd IS NULL), sum(o.status = 'error')
-        {source} GROUP BY grp ORDER BY grp IS NULL, grp
+        SELECT {_GROUP_EXPRESSIONS[by]}, o.trace_id, o.input_tokens, o.output_tokens,
+               o.total_tokens, o.cost_usd, o.status, o.end_ns - o.start_ns
+        FROM observations o WHERE o.type = 'generation'{where}
         """,
         params,
-    ).fetchall()
-    latencies: dict[Any, list[int]] = {}
-    durations = connection.execute(
-        f"SELECT {group} AS grp, o.end_ns - o.start_ns AS d {source} ORDER BY grp, d", params
     )
-    for key, items in groupby(durations, key=lambda row: row[0]):
-        latencies[key] = [row[1] for row in items]
+    groups: dict[Any, _Group] = {}
+    for grp, trace_id, tokens_in, tokens_out, total, cost, status, latency in cursor:
+        group = groups.get(grp)
+        if group is None:
+            group = groups[grp] = _Group()
+        group.traces.add(trace_id)
+        group.latencies.append(latency)
+        if tokens_in:
+            group.input_tokens += tokens_in
+        if tokens_out:
+            group.output_tokens += tokens_out
+        if total:
+            group.total_tokens += total
+        if cost is None:
+            group.cost_unknown += 1
+        else:
+            group.cost_usd = cost if group.cost_usd is None else group.cost_usd + cost
+        if status == "error":
+            group.errors += 1
     result = []
-    for grp, traces, generations, tokens_in, tokens_out, total, cost, unknown, errors in rows:
-        ordered = latencies.get(grp, [])
-        p50 = percentile(ordered, 0.50)
-        p95 = percentile(ordered, 0.95)
+    for grp in sorted(groups, key=lambda key: (key is None, key or "")):
+        group = groups[grp]
+        group.latencies.sort()
+        p50 = percentile(group.latencies, 0.50)
+        p95 = percentile(group.latencies, 0.95)
         result.append(
             {
                 "group": grp,
-                "traces": traces,
-                "generations": generations,
-                "input_tokens": tokens_in,
-                "output_tokens": tokens_out,
-                "total_tokens": total,
-                "cost_usd": cost,
-                "cost_unknown": unknown,
-                "errors": errors,
+                "traces": len(group.traces),
+                "generations": len(group.latencies),
+                "input_tokens": group.input_tokens,
+                "output_tokens": group.output_tokens,
+                "total_tokens": group.total_tokens,
+                "cost_usd": group.cost_usd,
+                "cost_unknown": group.cost_unknown,
+                "errors": group.errors,
                 "p50_ms": None if p50 is None else round(p50 / 1e6, 3),
                 "p95_ms": None if p95 is None else round(p95 / 1e6, 3),
             }
@@ -176,6 +203,18 @@ def traces(
     ]
 
 
+def _metadata(text: str | None) -> dict[str, Any]:
+    from hypertool.instrumentation import _attributes as attr  # only when rows are shown
+
+    metadata: dict[str, Any] = json.loads(text) if text else {}
+    for key in (attr.USAGE_DETAILS, attr.COST_DETAILS):
+        value = metadata.get(key)
+        if isinstance(value, str):  # stored as sent (a JSON string), shown as an object
+            with contextlib.suppress(ValueError):
+                metadata[key] = json.loads(value)
+    return metadata
+
+
 def _observation(row: Sequence[Any]) -> dict[str, Any]:
     (span_id, trace_id, parent_id, kind, name, persona, chatmode, workflow, stage, model) = row[:10]
     tokens_in, tokens_out, total, estimated, cost, start, end, status, error = row[10:19]
@@ -204,7 +243,7 @@ def _observation(row: Sequence[Any]) -> dict[str, Any]:
         "error": error,
         "input": text_in,
         "output": text_out,
-        "metadata": json.loads(metadata) if metadata else {},
+        "metadata": _metadata(metadata),
     }
 
 
@@ -304,11 +343,13 @@ def generations(
     if since_ns is not None:
         conditions.append("start_ns >= ?")
         params.append(since_ns)
-    order = "end_ns - start_ns DESC, span_id" if slowest is not None else "start_ns DESC, span_id"
+    order = "end_ns - start_ns DESC" if slowest is not None else "start_ns DESC"
     params.append(max(int(slowest if slowest is not None else limit), 0))
+    # Rank on the report index alone, then read the wide rows of the few chosen.
     rows = connection.execute(
-        f"SELECT {_OBSERVATION_FIELDS} FROM observations WHERE {' AND '.join(conditions)} "
-        f"ORDER BY {order} LIMIT ?",
+        f"SELECT {_OBSERVATION_FIELDS} FROM observations WHERE rowid IN ("
+        f"SELECT rowid FROM observations WHERE {' AND '.join(conditions)} "
+        f"ORDER BY {order} LIMIT ?) ORDER BY {order}, span_id",
         params,
     )
     return [_observation(row) for row in rows]

@@ -1,13 +1,22 @@
-"""The ``hypertool`` command line."""
+"""The hypertool command line: the demo, and answers from the local trace store.
+
+report, traces, trace, generations and personas read the embedded store (--store PATH or
+HYPERTOOL_STORE); with --json they print one JSON document and nothing else on standard
+output. doctor says which sinks are on.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
+
+from hypertool.instrumentation._cli_commands import add_store_commands
+from hypertool.instrumentation.store import HYPERTOOL_STORE
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -24,7 +33,14 @@ def _demo(args: argparse.Namespace) -> int:
     if args.metrics_port is not None:
         server = start_metrics_server(args.metrics_port, addr=args.metrics_addr, registry=registry)
         print(f"📈 Metrics: http://{args.metrics_addr}:{args.metrics_port}/metrics", flush=True)
-    asyncio.run(run_release_workflow(langfuse, version=args.release_version, metrics=metrics))
+    asyncio.run(
+        run_release_workflow(
+            langfuse,
+            version=args.release_version,
+            metrics=metrics,
+            provoke_failure=not args.no_failure,
+        )
+    )
     if server is not None:
         serve = args.serve_seconds
         print(
@@ -50,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the instrumented package-release workflow")
     demo.add_argument("--release-version", default="1.2.0", help="version to release")
     demo.add_argument(
+        "--no-failure",
+        action="store_true",
+        help="skip the failed call the demo provokes on purpose (a mock 429, retried)",
+    )
+    demo.add_argument(
         "--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port"
     )
     demo.add_argument("--metrics-addr", default="127.0.0.1", help="address to serve metrics on")
@@ -60,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --metrics-port: stop serving after this many seconds (default: until Ctrl-C)",
     )
     demo.set_defaults(handler=_demo)
+    add_store_commands(parser, commands)
     return parser
 
 
@@ -67,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hypertool`` console script."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    if args.command == "demo" and args.store:
+        os.environ[HYPERTOOL_STORE] = args.store  # the demo's integration writes there
     return int(args.handler(args))
 
 

@@ -18,7 +18,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from hypertool.instrumentation import _attributes as attr
-from hypertool.instrumentation._config import Settings, load_settings, mask_secret
+from hypertool.instrumentation._config import Settings, _environment, load_settings, mask_secret
 from hypertool.instrumentation._deferred import DeferredWork
 from hypertool.instrumentation._log import enable_debug_logging, forget_warnings, logger, warn_once
 from hypertool.instrumentation._pipeline import Pipeline
@@ -41,6 +41,7 @@ from hypertool.instrumentation.personas import (
     load_personas,
 )
 from hypertool.instrumentation.pricing import PriceTable, load_prices
+from hypertool.instrumentation.store import StoreError, StoreExporter, store_path_from_env
 
 
 class LangfuseIntegration:
@@ -104,12 +105,7 @@ class LangfuseIntegration:
         self.prices = prices if prices is not None else PriceTable()
         if prices is None and self.settings.prices_file:
             self.prices = self.prices.with_overrides(load_prices(self.settings.prices_file))
-        self.budgets = BudgetLedger(
-            personas,
-            period=cast(Period, self.settings.budget_period),
-            policy=cast(Policy, self.settings.budget_policy),
-            sync=self.drain,
-        )
+        self._personas = personas
         self._deferred = DeferredWork(self.settings.queue_size)
         self._listeners: list[GenerationListener] = []
         self._mask = chain(mask)
@@ -139,6 +135,12 @@ class LangfuseIntegration:
                 warn_once("otlp-failed", "OTLP export is off: %s", exc)
         if self.settings.console:
             sinks["console"] = console_exporter()
+        history = None
+        if "store" not in (exporters or {}):
+            store = _open_store()
+            if store is not None:
+                sinks["store"] = store
+                history = store.usage_since
         sinks.update(exporters or {})
         self._pipeline: Pipeline | None = (
             Pipeline(
@@ -148,6 +150,13 @@ class LangfuseIntegration:
             else None
         )
         self._tracer = self._pipeline.tracer if self._pipeline else None
+        self.budgets = BudgetLedger(
+            self._personas,
+            period=cast(Period, self.settings.budget_period),
+            policy=cast(Policy, self.settings.budget_policy),
+            history=history,
+            sync=self.drain,
+        )
         ref = weakref.ref(self)
         # Weakly referenced: a bound method would keep every integration alive until exit.
         self._atexit = lambda: (i := ref()) is not None and i.shutdown()
@@ -597,6 +606,16 @@ class LangfuseIntegration:
         # Mask a little past the cut, so a key straddling it cannot leave half-visible.
         masked = self._mask(text[: limit + 256])[:limit]
         return f"{masked}…[truncated {len(text) - limit} chars]"
+
+
+def _open_store() -> StoreExporter | None:
+    """The local store sink (``HYPERTOOL_STORE``), or None when it is off or cannot open."""
+    try:
+        path = store_path_from_env(_environment())
+        return None if path is None else StoreExporter(path)
+    except (StoreError, OSError) as exc:
+        warn_once("store-failed", "the local trace store is off: %s", exc)
+        return None
 
 
 _default: LangfuseIntegration | None = None

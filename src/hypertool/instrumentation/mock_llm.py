@@ -17,13 +17,21 @@ _COMPLETION_TOKENS = {
 _DEFAULT_COMPLETION_TOKENS = 500
 
 
-async def mock_llm(prompt: str, *, persona: str = "", latency_s: float = 0.0) -> dict[str, Any]:
+class MockRateLimitError(RuntimeError):
+    """What the mock raises when asked to fail: a provider's 429."""
+
+
+async def mock_llm(
+    prompt: str, *, persona: str = "", latency_s: float = 0.0, fail: bool = False
+) -> dict[str, Any]:
     """Answer ``prompt`` like a chat completion API would, with exact usage.
 
     The answer and the token counts depend only on the prompt and persona, so runs repeat.
     """
     if latency_s:
         await asyncio.sleep(latency_s)
+    if fail:
+        raise MockRateLimitError("429 Too Many Requests: rate limit reached for gpt-4, retry")
     prompt_tokens = estimate_tokens(prompt) + 60  # a system prompt the provider also counts
     completion_tokens = _COMPLETION_TOKENS.get(persona, _DEFAULT_COMPLETION_TOKENS)
     return {

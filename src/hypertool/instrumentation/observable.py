@@ -126,7 +126,12 @@ class _Recorder:
     ) -> None:
         """Record the generation (on the recorder thread)."""
         prompt = text_of(call.prompt)
-        usage = complete_usage(provider_usage, prompt, completion)
+        # A failed call returned no usage and is normally not billed: 0 tokens, marked estimated.
+        usage = (
+            Usage(0, 0, True)
+            if error is not None
+            else complete_usage(provider_usage, prompt, completion)
+        )
         workflow = stage = ""
         if call.parent is not None:
             workflow = str(call.parent.metadata.get("workflow", ""))

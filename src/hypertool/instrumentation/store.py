@@ -24,35 +24,32 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import platformdirs
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from hypertool.instrumentation import _store_queries as queries
 from hypertool.instrumentation._config import ConfigError, _environment
 from hypertool.instrumentation._store_queries import REPORT_GROUPS, ReportBy, percentile
-from hypertool.instrumentation._store_rows import (
-    INSERT_OBSERVATION,
-    UPSERT_PLACEHOLDER,
-    UPSERT_ROOT,
-    span_rows,
-)
 from hypertool.instrumentation._store_schema import (
     SCHEMA_VERSION,
     StoreError,
+    StoreLockedError,
     connect,
     in_transaction,
     with_retry,
 )
-from hypertool.instrumentation.personas import canonical_name
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
 
 __all__ = [
     "DEFAULT_MAX_FIELD_CHARS",
@@ -65,6 +62,7 @@ __all__ = [
     "ReportBy",
     "StoreError",
     "StoreExporter",
+    "StoreLockedError",
     "TraceStore",
     "default_store_path",
     "percentile",
@@ -86,6 +84,15 @@ STORE_OFF = "off"
 _PURGE_INTERVAL_S = 3600.0
 _FAILURE_REPORT_INTERVAL_S = 60.0
 _DAY_NS = 86_400 * 10**9
+
+
+# Reading a store (the CLI) needs neither the persona model (pydantic) nor the span conversion
+# (the Langfuse attribute keys): both are imported on first use, so `hypertool report` starts
+# faster.
+def _canonical(persona: str) -> str:
+    from hypertool.instrumentation.personas import canonical_name
+
+    return canonical_name(persona)
 
 
 def default_store_path() -> Path:
@@ -118,12 +125,16 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if not value >= minimum:
-        raise ConfigError(f"{name}={raw!r} must be at least {minimum:g}")
+    if not (math.isfinite(value) and value >= minimum):
+        raise ConfigError(f"{name}={raw!r} must be a number of at least {minimum:g}")
     return value
 
 
 def _settings(retention_days: float | None, max_field_chars: int | None) -> tuple[float, int]:
+    if retention_days is not None and not (math.isfinite(retention_days) and retention_days >= 0):
+        raise ConfigError(f"retention_days={retention_days!r} must be a number of at least 0")
+    if max_field_chars is not None and max_field_chars < 1:
+        raise ConfigError(f"max_field_chars={max_field_chars!r} must be at least 1")
     env: Mapping[str, str] = (
         {} if retention_days is not None and max_field_chars is not None else _environment()
     )
@@ -172,6 +183,7 @@ class TraceStore:
         self.path = Path(path).expanduser()
         self.retention_days, self.max_field_chars = _settings(retention_days, max_field_chars)
         self._lock = threading.RLock()
+        self._busy_timeout_s = busy_timeout_ms / 1000
         self._connection: sqlite3.Connection | None = connect(
             self.path, create=create, busy_timeout_ms=busy_timeout_ms
         )
@@ -208,7 +220,7 @@ class TraceStore:
             connection = self._connection
             if connection is None:
                 raise StoreError(f"{self.path}: the trace store is closed")
-            return with_retry(self.path, lambda: operation(connection))
+            return with_retry(self.path, lambda: operation(connection), self._busy_timeout_s)
 
     # -- writing -------------------------------------------------------------------------
     def write_spans(self, spans: Sequence[ReadableSpan]) -> int:
@@ -221,18 +233,20 @@ class TraceStore:
             StoreError: The batch could not be written (nothing of it was).
 
         """
+        from hypertool.instrumentation import _store_rows as rows
+
         observations: list[tuple[Any, ...]] = []
         roots: list[tuple[Any, ...]] = []
         placeholders: list[tuple[Any, ...]] = []
         for span in spans:
-            observation, trace, is_root = span_rows(span, self.max_field_chars)
+            observation, trace, is_root = rows.span_rows(span, self.max_field_chars)
             observations.append(observation)
             (roots if is_root else placeholders).append(trace)
 
         def write(connection: sqlite3.Connection) -> None:
-            connection.executemany(INSERT_OBSERVATION, observations)
-            connection.executemany(UPSERT_PLACEHOLDER, placeholders)
-            connection.executemany(UPSERT_ROOT, roots)
+            rows.INSERT_OBSERVATION.run(connection, observations)
+            rows.UPSERT_PLACEHOLDER.run(connection, placeholders)
+            rows.UPSERT_ROOT.run(connection, roots)
 
         if observations:
             self._run(lambda connection: in_transaction(connection, write))
@@ -295,7 +309,7 @@ class TraceStore:
         limit: int = 50,
     ) -> list[dict[str, Any]]:
         """Recent traces, newest first; ``persona`` matches traces it did any work in."""
-        name = canonical_name(persona) if persona else None
+        name = _canonical(persona) if persona else None
         return self._run(
             lambda c: queries.traces(c, persona=name, status=status, since_ns=since_ns, limit=limit)
         )
@@ -322,7 +336,7 @@ class TraceStore:
         since_ns: int | None = None,
     ) -> list[dict[str, Any]]:
         """The ``slowest`` N generations, or the most recent ``limit``; ``failed`` only."""
-        name = canonical_name(persona) if persona else None
+        name = _canonical(persona) if persona else None
         return self._run(
             lambda c: queries.generations(
                 c, slowest=slowest, failed=failed, persona=name, since_ns=since_ns, limit=limit
@@ -331,7 +345,7 @@ class TraceStore:
 
     def usage_since(self, persona: str, since_ns: int | None = None) -> tuple[int, float]:
         """Tokens and known cost in USD of ``persona``'s generations since ``since_ns``."""
-        name = canonical_name(persona)
+        name = _canonical(persona)
         return self._run(lambda c: queries.usage_since(c, name, since_ns))
 
     def stats(self) -> dict[str, Any]:
@@ -381,6 +395,8 @@ class StoreExporter(SpanExporter):
         self._retention_days, self._max_field_chars = _settings(retention_days, max_field_chars)
         self._store: TraceStore | None = None
         self._lock = threading.Lock()
+        self._reader: TraceStore | None = None
+        self._reader_lock = threading.Lock()
         self._stopped = False
         self._last_failure_report = -_FAILURE_REPORT_INTERVAL_S
         self.exported_spans = 0
@@ -410,8 +426,7 @@ class StoreExporter(SpanExporter):
 
     def _failed(self, exc: Exception) -> None:
         self.failed_batches += 1
-        locked = isinstance(exc, StoreError) and "locked" in str(exc)
-        if not locked and self._store is not None:
+        if not isinstance(exc, StoreLockedError) and self._store is not None:
             # Corrupt, moved or replaced: open afresh on the next batch.
             store, self._store = self._store, None
             store.close()
@@ -427,6 +442,27 @@ class StoreExporter(SpanExporter):
         else:
             logger.debug("trace store batch failed: %s", exc)
 
+    def usage_since(self, persona: str, since_ns: int | None = None) -> tuple[int, float]:
+        """Tokens and known cost in USD of ``persona``'s generations in the store since then.
+
+        Fits :class:`~hypertool.instrumentation.budget.BudgetLedger`'s ``history``, so usage
+        over ``day`` and ``month`` periods survives restarts. Reads go through a connection of
+        their own: they never wait for a batch being written.
+
+        Raises:
+            StoreError: The store cannot be read.
+
+        """
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = TraceStore(
+                    self.path,
+                    busy_timeout_ms=self._busy_timeout_ms,
+                    retention_days=self._retention_days,
+                    max_field_chars=self._max_field_chars,
+                )
+            return self._reader.usage_since(persona, since_ns)
+
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Nothing is buffered here: every :meth:`export` call commits before returning."""
         return True
@@ -438,3 +474,7 @@ class StoreExporter(SpanExporter):
             if self._store is not None:
                 self._store.close()
                 self._store = None
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None

@@ -16,7 +16,7 @@ from hypertool.instrumentation.langfuse_integration import (
     get_langfuse_integration,
 )
 from hypertool.instrumentation.metrics import PersonaMetricsCollector
-from hypertool.instrumentation.mock_llm import mock_llm
+from hypertool.instrumentation.mock_llm import MockRateLimitError, mock_llm
 from hypertool.instrumentation.observable import ObservableLLM
 from hypertool.instrumentation.workflow_tracing import WorkflowTracer
 
@@ -91,19 +91,22 @@ async def run_release_workflow(
     version: str = "1.2.0",
     metrics: PersonaMetricsCollector | None = None,
     out: Callable[[str], None] = print,
+    provoke_failure: bool = False,
 ) -> WorkflowResult:
     """Run the package-release workflow, printing each stage like the guide's expected output.
 
     The workflow is one trace (a :class:`WorkflowTracer`); each stage is a span with its persona
     and one generation through :class:`ObservableLLM`. Tokens and budgets printed are read back
-    from what was recorded. ``metrics``, when given, is fed by the same generations.
+    from what was recorded. ``metrics``, when given, is fed by the same generations. With
+    ``provoke_failure`` the last stage's first call fails (a mock 429) and is retried, so the
+    failure can be found afterwards (``hypertool generations --failed``).
     """
     langfuse = langfuse or get_langfuse_integration()
     if metrics is not None:
         metrics.attach(langfuse)
 
-    async def call_llm(prompt: str, persona: str) -> dict[str, object]:
-        return await mock_llm(prompt, persona=persona)
+    async def call_llm(prompt: str, persona: str, fail: bool = False) -> dict[str, object]:
+        return await mock_llm(prompt, persona=persona, fail=fail)
 
     llm = ObservableLLM(llm_function=call_llm, model="gpt-4", langfuse=langfuse, name="release-llm")
     out("🚀 Starting Package Release Workflow")
@@ -120,12 +123,19 @@ async def run_release_workflow(
         assert workflow.trace is not None
         trace = workflow.trace
         result = WorkflowResult(trace_id=trace.trace_id, trace_url=trace.url)
-        for number, stage in enumerate(release_stages(version), start=1):
+        stages = release_stages(version)
+        for number, stage in enumerate(stages, start=1):
             out("")
             out(f"📝 Stage {number}: {stage.title}")
             out(f"   Persona: {stage.persona}")
             used_before = langfuse.budgets.used(stage.persona)
             async with workflow.stage(stage.key, stage.persona):
+                if provoke_failure and stage is stages[-1]:
+                    # One failed call on purpose, retried: it shows up as a failed generation.
+                    try:
+                        await llm(stage.prompt, stage.persona, True, persona=stage.persona)
+                    except MockRateLimitError as exc:
+                        out(f"   ⚠️  Attempt 1 failed ({exc}); retrying")
                 response = await llm(stage.prompt, stage.persona, persona=stage.persona)
             text = str(response["choices"][0]["message"]["content"])
             tokens = langfuse.budgets.used(stage.persona) - used_before
