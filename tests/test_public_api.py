@@ -29,6 +29,7 @@ PUBLIC_API = [
     "TraceContext",
     "Usage",
     "WorkflowTracer",
+    "bind_context",
     "builtin_personas",
     "canonical_name",
     "get_langfuse_integration",

@@ -14,7 +14,12 @@ if TYPE_CHECKING:
     from hypertool.instrumentation._records import GenerationRecord
     from hypertool.instrumentation._usage import Usage
     from hypertool.instrumentation.budget import BudgetExceededError, BudgetLedger, BudgetStatus
-    from hypertool.instrumentation.contexts import GenerationContext, SpanContext, TraceContext
+    from hypertool.instrumentation.contexts import (
+        GenerationContext,
+        SpanContext,
+        TraceContext,
+        bind_context,
+    )
     from hypertool.instrumentation.langfuse_integration import (
         LangfuseIntegration,
         get_langfuse_integration,
@@ -55,6 +60,7 @@ _MODULES: dict[str, str] = {
     "TraceContext": "hypertool.instrumentation.contexts",
     "Usage": "hypertool.instrumentation._usage",
     "WorkflowTracer": "hypertool.instrumentation.workflow_tracing",
+    "bind_context": "hypertool.instrumentation.contexts",
     "builtin_personas": "hypertool.instrumentation.personas",
     "canonical_name": "hypertool.instrumentation.personas",
     "get_langfuse_integration": "hypertool.instrumentation.langfuse_integration",
@@ -86,6 +92,7 @@ __all__ = [
     "TraceContext",
     "Usage",
     "WorkflowTracer",
+    "bind_context",
     "builtin_personas",
     "canonical_name",
     "get_langfuse_integration",

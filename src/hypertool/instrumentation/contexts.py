@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from opentelemetry import trace as trace_api
 
@@ -14,6 +16,9 @@ from hypertool.instrumentation._usage import Usage
 
 if TYPE_CHECKING:
     from hypertool.instrumentation.langfuse_integration import LangfuseIntegration
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _current: ContextVar[tuple[TraceContext, SpanContext | None] | None] = ContextVar(
     "hypertool_current", default=None
@@ -23,6 +28,30 @@ _current: ContextVar[tuple[TraceContext, SpanContext | None] | None] = ContextVa
 def current() -> tuple[TraceContext, SpanContext | None] | None:
     """The trace (and span) entered with ``with`` in this thread or task, if any."""
     return _current.get()
+
+
+def bind_context(fn: Callable[P, R]) -> Callable[P, R]:
+    """Make ``fn`` run inside the trace and span entered here, from whatever thread runs it.
+
+    Threads started by ``ThreadPoolExecutor.submit``, ``threading.Thread`` or
+    ``loop.run_in_executor`` do not inherit context variables; wrap the function::
+
+        with langfuse.start_span(trace, "stage"):
+            pool.submit(bind_context(call_llm), prompt)   # a child of "stage"
+
+    The bound function may run in several threads at once.
+    """
+    entered = _current.get()
+
+    @functools.wraps(fn)
+    def bound(*args: P.args, **kwargs: P.kwargs) -> R:
+        token = _current.set(entered)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _current.reset(token)
+
+    return bound
 
 
 @dataclass(eq=False)

@@ -16,6 +16,7 @@ from typing import Any, cast
 from opentelemetry import trace as trace_api
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.export import SpanExporter
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from hypertool.instrumentation import _attributes as attr
 from hypertool.instrumentation._config import Settings, _environment, load_settings, mask_secret
@@ -34,6 +35,7 @@ from hypertool.instrumentation._usage import Usage, estimate_tokens, text_of, us
 from hypertool.instrumentation.budget import BudgetLedger, Period, Policy
 from hypertool.instrumentation.contexts import GenerationContext, SpanContext, TraceContext
 from hypertool.instrumentation.masking import MaskFunction, chain
+from hypertool.instrumentation.metrics import dropped_spans_counter
 from hypertool.instrumentation.personas import (
     PersonaRegistry,
     builtin_personas,
@@ -62,6 +64,8 @@ class LangfuseIntegration:
             ``HYPERTOOL_PERSONAS_DIR``, by default.
         prices: Model prices; the built-in table plus ``HYPERTOOL_PRICES`` by default.
         exporters: Extra sinks, name → OpenTelemetry span exporter.
+        metrics_registry: Prometheus registry where spans a sink could not deliver are counted
+            (``hypertool_export_dropped_spans_total{sink}``); the default registry when None.
         mask: Applied to prompts, completions, metadata and error messages after the built-in
             masking of API keys, tokens and passwords, before anything leaves the process.
         export_timeout: Seconds one export request may take (``HYPERTOOL_EXPORT_TIMEOUT``).
@@ -82,6 +86,7 @@ class LangfuseIntegration:
         prices: PriceTable | None = None,
         exporters: Mapping[str, SpanExporter] | None = None,
         mask: MaskFunction | None = None,
+        metrics_registry: CollectorRegistry | None = None,
         export_timeout: float | None = None,
         exit_timeout: float | None = None,
         queue_size: int | None = None,
@@ -142,9 +147,13 @@ class LangfuseIntegration:
                 sinks["store"] = store
                 history = store.usage_since
         sinks.update(exporters or {})
+        self.metrics_registry = metrics_registry if metrics_registry is not None else REGISTRY
         self._pipeline: Pipeline | None = (
             Pipeline(
-                sinks, queue_size=self.settings.queue_size, exit_timeout=self.settings.exit_timeout
+                sinks,
+                queue_size=self.settings.queue_size,
+                exit_timeout=self.settings.exit_timeout,
+                on_drop=(self._count_dropped,),
             )
             if sinks
             else None
@@ -189,6 +198,9 @@ class LangfuseIntegration:
             f"public_key={self.settings.public_key!r}, "
             f"secret_key={mask_secret(self.settings.secret_key)!r}, sinks={self.sinks})"
         )
+
+    def _count_dropped(self, sink: str, count: int) -> None:
+        dropped_spans_counter(self.metrics_registry).labels(sink).inc(count)
 
     def add_listener(self, listener: GenerationListener) -> None:
         """Tell ``listener`` of every generation recorded from now on (metrics, stores)."""

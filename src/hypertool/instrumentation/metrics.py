@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,28 @@ OTHER = "other"
 DEFAULT_MAX_LABEL_VALUES = 200
 _STAGE_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 _LLM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+_drop_counters: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
+_drop_counters_lock = threading.Lock()
+
+
+def dropped_spans_counter(registry: CollectorRegistry | None = None) -> Counter:
+    """``hypertool_export_dropped_spans_total{sink}`` in ``registry`` (the default one when
+    None), registered once however many integrations and collectors use it.
+    """
+    registry = registry if registry is not None else REGISTRY
+    with _drop_counters_lock:
+        counter = _drop_counters.get(registry)
+        if counter is None:
+            counter = Counter(
+                "hypertool_export_dropped_spans_total",
+                "Spans a sink could not deliver",
+                ["sink"],
+                registry=registry,
+            )
+            _drop_counters[registry] = counter
+    return counter
 
 
 class _BoundedLabel:
@@ -132,12 +155,7 @@ class PersonaMetricsCollector:
             ["persona", "chatmode", "model"],
             registry=reg,
         )
-        self.dropped_spans = Counter(
-            "hypertool_export_dropped_spans_total",
-            "Spans a sink could not deliver",
-            ["sink"],
-            registry=reg,
-        )
+        self.dropped_spans = dropped_spans_counter(reg)
         for name in self.personas:
             self._publish_budget(name)
 
@@ -151,7 +169,9 @@ class PersonaMetricsCollector:
             return self
         self._attached.add(id(integration))
         integration.add_listener(self.record_generation)
-        if integration.pipeline is not None:
+        # The integration already counts its drops in its registry; count here only if ours
+        # is another one, so no span is counted twice.
+        if integration.pipeline is not None and integration.metrics_registry is not self.registry:
             for processor in integration.pipeline.processors:
                 processor.add_drop_listener(self.record_dropped_spans)
         return self
