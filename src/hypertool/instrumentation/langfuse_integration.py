@@ -32,7 +32,7 @@ from hypertool.instrumentation._sinks import (
 )
 from hypertool.instrumentation._spans import finish, metadata_attributes, to_ns
 from hypertool.instrumentation._usage import Usage, estimate_tokens, text_of, usage_from_argument
-from hypertool.instrumentation.budget import BudgetLedger, Period, Policy
+from hypertool.instrumentation.budget import BudgetLedger, History, Period, Policy
 from hypertool.instrumentation.contexts import GenerationContext, SpanContext, TraceContext
 from hypertool.instrumentation.masking import MaskFunction, chain
 from hypertool.instrumentation.metrics import dropped_spans_counter
@@ -114,39 +114,7 @@ class LangfuseIntegration:
         self._deferred = DeferredWork(self.settings.queue_size)
         self._listeners: list[GenerationListener] = []
         self._mask = chain(mask)
-        sinks: dict[str, SpanExporter] = {}
-        self.enabled = False
-        if self.settings.langfuse_configured:
-            try:
-                sinks["langfuse"] = langfuse_exporter(self.settings)
-                self.enabled = True
-            except Exception as exc:
-                warn_once(
-                    "init-failed",
-                    "Failed to initialize Langfuse client for %s: %s; tracing to Langfuse is off",
-                    self.settings.host,
-                    exc,
-                )
-        else:
-            warn_once(
-                "not-configured",
-                "Langfuse not configured (LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY unset): "
-                "tracing to Langfuse is off",
-            )
-        if otlp_configured(os.environ):
-            try:
-                sinks["otlp"] = otlp_exporter(self.settings.export_timeout)
-            except Exception as exc:
-                warn_once("otlp-failed", "OTLP export is off: %s", exc)
-        if self.settings.console:
-            sinks["console"] = console_exporter()
-        history = None
-        if "store" not in (exporters or {}):
-            store = _open_store()
-            if store is not None:
-                sinks["store"] = store
-                history = store.usage_since
-        sinks.update(exporters or {})
+        sinks, history = self._build_sinks(exporters or {})
         self.metrics_registry = metrics_registry if metrics_registry is not None else REGISTRY
         self._pipeline: Pipeline | None = (
             Pipeline(
@@ -170,6 +138,47 @@ class LangfuseIntegration:
         # Weakly referenced: a bound method would keep every integration alive until exit.
         self._atexit = lambda: (i := ref()) is not None and i.shutdown()
         atexit.register(self._atexit)
+
+    def _build_sinks(
+        self, exporters: Mapping[str, SpanExporter]
+    ) -> tuple[dict[str, SpanExporter], History | None]:
+        """The sinks from the settings and ``exporters``, and the store's usage history."""
+        sinks: dict[str, SpanExporter] = {}
+        self.enabled = False
+        if self.settings.langfuse_configured:
+            try:
+                sinks["langfuse"] = langfuse_exporter(self.settings)
+                self.enabled = True
+            except Exception as exc:
+                warn_once(
+                    "init-failed",
+                    "Failed to initialize Langfuse client for %s: %s; tracing to Langfuse is off",
+                    self.settings.host,
+                    exc,
+                )
+        if otlp_configured(os.environ):
+            try:
+                sinks["otlp"] = otlp_exporter(self.settings.export_timeout)
+            except Exception as exc:
+                warn_once("otlp-failed", "OTLP export is off: %s", exc)
+        if self.settings.console:
+            sinks["console"] = console_exporter()
+        history = None
+        if "store" not in exporters:
+            store = _open_store()
+            if store is not None:
+                sinks["store"] = store
+                history = store.usage_since
+        sinks.update(exporters)
+        if not self.settings.langfuse_configured:
+            others = ", ".join(sorted(sinks)) or "none"
+            warn_once(
+                "not-configured",
+                "Langfuse not configured (LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY unset): "
+                "tracing to Langfuse is off (other sinks: %s)",
+                others,
+            )
+        return sinks, history
 
     # -- properties ------------------------------------------------------------------------
     @property
