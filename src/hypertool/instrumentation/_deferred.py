@@ -8,6 +8,7 @@ instead of loss.
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -45,16 +46,43 @@ class DeferredWork:
         elif len(items) >= _WAKE_AT and not self._wake.is_set():
             self._wake.set()
 
-    def drain(self) -> None:
-        """Run everything handed over so far, in this thread."""
+    def drain(self, timeout: float | None = None) -> bool:
+        """Run everything handed over so far, in this thread, for at most ``timeout`` seconds.
+
+        One item at a time under the lock, so a bounded drain (``flush``, exit) never waits for
+        the recorder thread's whole backlog, and a drain that returns True saw no item still
+        running elsewhere.
+
+        Returns:
+            True when nothing handed over is left (False: the time ran out first).
+
+        """
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
         items = self._items
-        with self._lock:
-            while items:
+        while True:
+            if deadline is None:
+                self._lock.acquire()
+            elif not self._lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+                return False  # an item is still running on the recorder thread
+            try:
+                if not items:
+                    return True
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
                 try:
                     fn, args = items.popleft()
                 except IndexError:
-                    break
+                    return True
                 _run(fn, args)
+            finally:
+                self._lock.release()
+
+    def discard(self) -> int:
+        """Forget what is still handed over (at exit, past the time allowed); returns how much."""
+        with self._lock:
+            count = len(self._items)
+            self._items.clear()
+        return count
 
     def _start(self) -> None:
         with self._start_lock:

@@ -45,6 +45,8 @@ class DeliveryProcessor(SpanProcessor):
         max_batch_size: Spans per export call.
         schedule_delay: Seconds between exports when the queue is not full.
         on_drop: Callbacks told of every dropped span.
+        only_scope: Accept only spans of this instrumentation scope (ours, when the tracer
+            provider is the application's and carries its spans too).
 
     """
 
@@ -57,6 +59,7 @@ class DeliveryProcessor(SpanProcessor):
         max_batch_size: int = 512,
         schedule_delay: float = 1.0,
         on_drop: Sequence[DropListener] = (),
+        only_scope: str | None = None,
     ) -> None:
         self.sink = sink
         self._exporter = exporter
@@ -64,6 +67,7 @@ class DeliveryProcessor(SpanProcessor):
         self._max_batch_size = max_batch_size
         self._schedule_delay = schedule_delay
         self._on_drop = list(on_drop)
+        self._only_scope = only_scope
         self._queue: deque[ReadableSpan | _FlushMarker] = deque()
         self._wake = threading.Event()
         self._stopping = False
@@ -85,6 +89,11 @@ class DeliveryProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         """Queue the span; never blocks, never raises."""
+        if self._only_scope is not None and (
+            span.instrumentation_scope is None
+            or span.instrumentation_scope.name != self._only_scope
+        ):
+            return
         if self._stopping or len(self._queue) >= self._max_queue_size:
             self._drop(1)
             return
@@ -112,12 +121,33 @@ class DeliveryProcessor(SpanProcessor):
 
     def flush(self, timeout: float) -> bool:
         """Wait at most ``timeout`` seconds for everything queued so far to be exported."""
+        return self.wait_flushed(self.request_flush(), timeout)
+
+    def request_flush(self) -> threading.Event | None:
+        """Ask for everything queued so far to be exported, without waiting.
+
+        Returns:
+            An event set once that is done (None when the export thread is gone); pass it to
+            :meth:`wait_flushed`. Several sinks can so be flushed at once under one deadline.
+
+        """
         if not self._thread.is_alive():
-            return not self._queue
+            return None
         marker = _FlushMarker()
         self._queue.append(marker)
         self._wake.set()
-        return marker.done.wait(max(timeout, 0.0))
+        return marker.done
+
+    def wait_flushed(self, done: threading.Event | None, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for a :meth:`request_flush` to complete."""
+        if done is None:
+            return not self._queue
+        return done.wait(max(timeout, 0.0))
+
+    def count_dropped(self, count: int) -> None:
+        """Count ``count`` spans lost before they reached this sink (reported like the rest)."""
+        if count > 0:
+            self._drop(count)
 
     def close(self, timeout: float) -> bool:
         """Flush for at most ``timeout`` seconds, stop, and count what is left as dropped."""

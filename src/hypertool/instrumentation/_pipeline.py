@@ -49,7 +49,14 @@ class Pipeline:
             resource=Resource.create({"service.name": "hypertool"}), shutdown_on_exit=False
         )
         self.processors = [
-            DeliveryProcessor(name, exporter, max_queue_size=queue_size, on_drop=on_drop)
+            DeliveryProcessor(
+                name,
+                exporter,
+                max_queue_size=queue_size,
+                on_drop=on_drop,
+                # In the application's provider, our sinks take only our spans.
+                only_scope=TRACER_NAME if tracer_provider is not None else None,
+            )
             for name, exporter in exporters.items()
         ]
         for processor in self.processors:
@@ -64,11 +71,16 @@ class Pipeline:
         return [processor.sink for processor in self.processors]
 
     def flush(self, timeout: float) -> bool:
-        """Deliver what is queued; return within ``timeout`` seconds whatever the endpoints do."""
+        """Deliver what is queued; return within ``timeout`` seconds whatever the endpoints do.
+
+        Every sink is flushed at once: a hanging endpoint does not eat the time of the others
+        (the local store keeps what Langfuse cannot take).
+        """
         deadline = time.monotonic() + max(timeout, 0.0)
+        requests = [(processor, processor.request_flush()) for processor in self.processors]
         ok = True
-        for processor in self.processors:
-            ok = processor.flush(deadline - time.monotonic()) and ok
+        for processor, done in requests:
+            ok = processor.wait_flushed(done, deadline - time.monotonic()) and ok
         return ok
 
     def close(self, timeout: float) -> bool:
@@ -76,8 +88,12 @@ class Pipeline:
         if self._closed:
             return True
         self._closed = True
-        deadline = time.monotonic() + max(timeout, 0.0)
-        ok = True
+        ok = self.flush(timeout) if timeout > 0 else True
         for processor in self.processors:
-            ok = processor.close(deadline - time.monotonic()) and ok
+            ok = processor.close(0.0) and ok
         return ok
+
+    def count_dropped(self, count: int) -> None:
+        """Count ``count`` spans lost before reaching any sink (each sink lost them)."""
+        for processor in self.processors:
+            processor.count_dropped(count)

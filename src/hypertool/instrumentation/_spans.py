@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import traceback
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import trace as trace_api
@@ -58,3 +59,13 @@ def finish(
             )
         span.set_status(Status(StatusCode.ERROR, message))
     span.end(end_time=end_ns)
+
+
+def iso_time(ns: int) -> str:
+    """Epoch nanoseconds as langfuse's SDK sends a time attribute.
+
+    A JSON-quoted ISO 8601 UTC string with microseconds and ``Z``, e.g. the 28 characters
+    ``"2025-01-02T03:04:05.123456Z"`` including the quotes.
+    """
+    moment = datetime.fromtimestamp(ns / 1e9, tz=UTC)
+    return json.dumps(moment.isoformat(timespec="microseconds").replace("+00:00", "Z"))

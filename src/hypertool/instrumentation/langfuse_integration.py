@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from opentelemetry import trace as trace_api
 from opentelemetry.context import Context
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client import REGISTRY, CollectorRegistry
 
@@ -30,7 +31,7 @@ from hypertool.instrumentation._sinks import (
     otlp_configured,
     otlp_exporter,
 )
-from hypertool.instrumentation._spans import finish, metadata_attributes, to_ns
+from hypertool.instrumentation._spans import finish, iso_time, metadata_attributes, to_ns
 from hypertool.instrumentation._usage import Usage, estimate_tokens, text_of, usage_from_argument
 from hypertool.instrumentation.budget import BudgetLedger, History, Period, Policy
 from hypertool.instrumentation.contexts import GenerationContext, SpanContext, TraceContext
@@ -64,6 +65,9 @@ class LangfuseIntegration:
             ``HYPERTOOL_PERSONAS_DIR``, by default.
         prices: Model prices; the built-in table plus ``HYPERTOOL_PRICES`` by default.
         exporters: Extra sinks, name → OpenTelemetry span exporter.
+        tracer_provider: The application's own provider: our spans are made with it, so they
+            also reach the application's processors; our sinks take only our spans from it.
+            By default a provider of our own is built (the global one is never touched).
         metrics_registry: Prometheus registry where spans a sink could not deliver are counted
             (``hypertool_export_dropped_spans_total{sink}``); the default registry when None.
         mask: Applied to prompts, completions, metadata and error messages after the built-in
@@ -87,6 +91,7 @@ class LangfuseIntegration:
         exporters: Mapping[str, SpanExporter] | None = None,
         mask: MaskFunction | None = None,
         metrics_registry: CollectorRegistry | None = None,
+        tracer_provider: TracerProvider | None = None,
         export_timeout: float | None = None,
         exit_timeout: float | None = None,
         queue_size: int | None = None,
@@ -122,6 +127,7 @@ class LangfuseIntegration:
                 queue_size=self.settings.queue_size,
                 exit_timeout=self.settings.exit_timeout,
                 on_drop=(self._count_dropped,),
+                tracer_provider=tracer_provider,
             )
             if sinks
             else None
@@ -478,11 +484,15 @@ class LangfuseIntegration:
         trace_name: str | None = None,
         workflow: str = "",
         stage: str = "",
+        completion_start_ns: int | None = None,
+        attributes: Mapping[str, Any] | None = None,
     ) -> GenerationContext:
         """Record a finished generation (the shared path of every way to record one).
 
         With ``trace=None`` the generation is the root of a trace of its own, named
-        ``trace_name``.
+        ``trace_name``. ``completion_start_ns`` (epoch ns of a stream's first token) becomes
+        ``langfuse.observation.completion_start_time``; ``attributes`` are added to the span
+        last (an error still sets the level and message).
         """
         message = None if error is None else self._clean(str(error) or type(error).__name__)
         cost = self.prices.cost(model, usage)
@@ -497,7 +507,7 @@ class LangfuseIntegration:
         span_id = ""
         trace_id = trace.trace_id if trace is not None else ""
         if self._tracer is not None and (trace is None or trace.span is not trace_api.INVALID_SPAN):
-            attributes: dict[str, Any] = {
+            span_attrs: dict[str, Any] = {
                 **(
                     trace.trace_attributes
                     if trace is not None
@@ -519,26 +529,30 @@ class LangfuseIntegration:
                 attr.COST_KNOWN: cost is not None,
             }
             if cost is not None:
-                attributes[attr.COST_DETAILS] = json.dumps(cost.as_langfuse())
+                span_attrs[attr.COST_DETAILS] = json.dumps(cost.as_langfuse())
             if trace is None and chatmode:
-                attributes[attr.TRACE_TAGS] = [chatmode]
+                span_attrs[attr.TRACE_TAGS] = [chatmode]
             if workflow:
-                attributes[attr.WORKFLOW] = workflow
+                span_attrs[attr.WORKFLOW] = workflow
             if stage:
-                attributes[attr.STAGE] = stage
+                span_attrs[attr.STAGE] = stage
             if model_parameters:
-                attributes[attr.MODEL_PARAMETERS] = text_of(dict(model_parameters))
+                span_attrs[attr.MODEL_PARAMETERS] = text_of(dict(model_parameters))
             if metadata:
-                attributes.update(
+                span_attrs.update(
                     metadata_attributes(attr.OBSERVATION_METADATA, metadata, self._clean)
                 )
+            if completion_start_ns is not None:
+                span_attrs[attr.COMPLETION_START_TIME] = iso_time(completion_start_ns)
+            if attributes:
+                span_attrs.update(attributes)
             if trace is None:
                 context = Context()
             else:
                 parent_span = parent.span if parent is not None else trace.span
                 context = trace_api.set_span_in_context(parent_span)
             span = self._tracer.start_span(
-                name, context=context, attributes=attributes, start_time=start_ns
+                name, context=context, attributes=span_attrs, start_time=start_ns
             )
             span_context = span.get_span_context()
             span_id = format(span_context.span_id, "016x")
@@ -600,24 +614,32 @@ class LangfuseIntegration:
             True when everything queued was handed over in time.
 
         """
-        self.drain()
+        deadline = time.monotonic() + max(timeout, 0.0)
+        # Recording what is pending is part of the time allowed: a large backlog must not make
+        # flush() overrun it (what is left is recorded by the recorder thread).
+        recorded = self._deferred.drain(timeout)
         if self._pipeline is None:
-            return True
+            return recorded
         try:
-            return self._pipeline.flush(timeout)
+            return self._pipeline.flush(deadline - time.monotonic()) and recorded
         except Exception:
             logger.debug("flush failed", exc_info=True)
             return False
 
     def shutdown(self, timeout: float | None = None) -> bool:
-        """Record what is pending, flush for at most ``timeout`` seconds (the exit timeout by
-        default) and stop; runs at process exit too.
+        """Record what is pending and flush, for at most ``timeout`` seconds together (the exit
+        timeout by default), and stop; runs at process exit too. Generations still unrecorded
+        when the time runs out are counted as dropped by every sink.
         """
         atexit.unregister(self._atexit)
-        self.drain()
+        budget = max(self.settings.exit_timeout if timeout is None else timeout, 0.0)
+        deadline = time.monotonic() + budget
+        recorded = self._deferred.drain(budget)
+        left = 0 if recorded else self._deferred.discard()
         if self._pipeline is None:
-            return True
-        return self._pipeline.close(self.settings.exit_timeout if timeout is None else timeout)
+            return recorded
+        self._pipeline.count_dropped(left)
+        return self._pipeline.close(deadline - time.monotonic()) and recorded
 
     def _clean(self, text: str) -> str:
         """Mask secrets, then cap the length with a visible marker."""

@@ -10,6 +10,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
+from hypertool.instrumentation._generations import (
+    record_generation,
+    stream_attributes,
+    summarize_items,
+)
+from hypertool.instrumentation._streams import StreamOutcome, observe_stream
 from hypertool.instrumentation._usage import Usage, complete_usage, freeze, snapshot, text_of
 from hypertool.instrumentation.budget import BudgetExceededError
 from hypertool.instrumentation.contexts import SpanContext, TraceContext, current
@@ -101,20 +107,44 @@ class _Recorder:
             logger.debug("instrumentation failed before the call", exc_info=True)
             return None
 
-    def after(self, call: _Call | None, result: Any, error: BaseException | None) -> None:
+    def after(self, call: _Call | None, result: Any, error: BaseException | None) -> Any:
         """Hand the outcome to the integration; the recording itself happens off this path.
 
         The text and provider usage are read now, since the caller may change the returned
-        object afterwards; estimating tokens and building the span are deferred.
+        object afterwards; estimating tokens and building the span are deferred. A generator
+        or async generator is returned wrapped: its generation is recorded when it ends.
+
+        Returns:
+            ``result``, or the wrapped generator.
+
         """
         if call is None:
-            return
+            return result
         try:
+            if error is None and (inspect.isgenerator(result) or inspect.isasyncgen(result)):
+                return observe_stream(result, functools.partial(self._stream_ended, call))
             end_ns = time.time_ns()
             completion, usage = snapshot(result) if error is None else ("", None)
             call.integration.defer(self.complete, call, completion, usage, error, end_ns)
         except Exception:
             logger.debug("instrumentation failed after the call", exc_info=True)
+        return result
+
+    def _stream_ended(self, call: _Call, outcome: StreamOutcome) -> None:
+        call.integration.defer(self.complete_stream, call, outcome)
+
+    def complete_stream(self, call: _Call, outcome: StreamOutcome) -> None:
+        """Record a generator's generation (on the recorder thread)."""
+        completion, usage = summarize_items(outcome.items)
+        self.complete(
+            call,
+            completion,
+            usage,
+            outcome.error,
+            outcome.end_ns,
+            extra=stream_attributes(outcome),
+            completion_start_ns=outcome.first_token_ns,
+        )
 
     def complete(
         self,
@@ -123,6 +153,9 @@ class _Recorder:
         provider_usage: Usage | None,
         error: BaseException | None,
         end_ns: int,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        completion_start_ns: int | None = None,
     ) -> None:
         """Record the generation (on the recorder thread)."""
         prompt = text_of(call.prompt)
@@ -136,7 +169,10 @@ class _Recorder:
         if call.parent is not None:
             workflow = str(call.parent.metadata.get("workflow", ""))
             stage = str(call.parent.metadata.get("stage", ""))
-        call.integration.record_generation(
+        record_generation(
+            call.integration,
+            extra or {},
+            completion_start_ns,
             trace=call.trace,
             parent=call.parent,
             name=self.name,
@@ -168,8 +204,7 @@ def _run(
     except BaseException as exc:
         recorder.after(call, None, exc)
         raise
-    recorder.after(call, result, None)
-    return result
+    return recorder.after(call, result, None)
 
 
 async def _run_async(
@@ -184,8 +219,7 @@ async def _run_async(
     except BaseException as exc:
         recorder.after(call, None, exc)
         raise
-    recorder.after(call, result, None)
-    return result
+    return recorder.after(call, result, None)
 
 
 def _prompt_of(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:

@@ -1,0 +1,1 @@
+"""Provider SDK instrumentation tests, against a loopback stand-in for each API."""
