@@ -42,6 +42,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 for _name in list(os.environ):
     if _name.startswith(("LANGFUSE_", "HYPERTOOL_", "OTEL_")):
         del os.environ[_name]
+# "Not configured" means no sink at all: the local store (on by default) is off here, and
+# Langfuse (c) exports to the receiver only, so (c) and (d) do the same work.
+os.environ["HYPERTOOL_STORE"] = "off"
 
 from opentelemetry.exporter.otlp.proto.http import Compression  # noqa: E402
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: E402
