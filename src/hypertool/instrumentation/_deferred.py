@@ -57,7 +57,9 @@ class DeferredWork:
             True when nothing handed over is left (False: the time ran out first).
 
         """
-        deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        # A timeout past what a lock wait accepts (float("inf")) means no limit.
+        unbounded = timeout is None or timeout >= threading.TIMEOUT_MAX
+        deadline = None if unbounded else time.monotonic() + max(timeout or 0.0, 0.0)
         items = self._items
         while True:
             if deadline is None:
@@ -78,11 +80,17 @@ class DeferredWork:
                 self._lock.release()
 
     def discard(self) -> int:
-        """Forget what is still handed over (at exit, past the time allowed); returns how much."""
-        with self._lock:
-            count = len(self._items)
-            self._items.clear()
-        return count
+        """Forget what is still handed over (at exit, past the time allowed); returns how much.
+
+        Without the lock: the recorder thread may hold it for long under GIL contention.
+        """
+        count = 0
+        while True:
+            try:
+                self._items.popleft()
+            except IndexError:
+                return count
+            count += 1
 
     def _start(self) -> None:
         with self._start_lock:

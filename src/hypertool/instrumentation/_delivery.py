@@ -142,7 +142,7 @@ class DeliveryProcessor(SpanProcessor):
         """Wait at most ``timeout`` seconds for a :meth:`request_flush` to complete."""
         if done is None:
             return not self._queue
-        return done.wait(max(timeout, 0.0))
+        return done.wait(min(max(timeout, 0.0), threading.TIMEOUT_MAX))
 
     def count_dropped(self, count: int) -> None:
         """Count ``count`` spans lost before they reached this sink (reported like the rest)."""

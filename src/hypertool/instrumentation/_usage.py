@@ -58,9 +58,12 @@ def estimate_tokens(text: str) -> int:
 def _get(obj: Any, key: str) -> Any:
     if obj is None:
         return None
-    if type(obj) is dict or isinstance(obj, Mapping):  # the exact-type test is the fast path
-        return obj.get(key)
-    return getattr(obj, key, None)
+    try:
+        if type(obj) is dict or isinstance(obj, Mapping):  # the exact-type test is the fast path
+            return obj.get(key)
+        return getattr(obj, key, None)
+    except Exception:  # a property or __getattr__ that raises: the field is absent
+        return None
 
 
 def _int(value: Any) -> int | None:
@@ -68,7 +71,7 @@ def _int(value: Any) -> int | None:
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # an int past float's range: not a count
         return None
     if math.isnan(number) or math.isinf(number) or number < 0:
         return None
@@ -149,9 +152,20 @@ def text_of(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     try:
-        return json.dumps(value, default=str, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return repr(value)
+        return json.dumps(value, default=_str_or_type, ensure_ascii=False)
+    except Exception:  # circular, nested too deep, or a __str__ that raises
+        try:
+            return repr(value)
+        except Exception:
+            return f"<unrepresentable {type(value).__name__}>"
+
+
+def _str_or_type(value: Any) -> str:
+    """``str(value)`` for JSON's ``default``; the type's name when that raises."""
+    try:
+        return str(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"
 
 
 def snapshot(result: Any) -> tuple[str, Any]:

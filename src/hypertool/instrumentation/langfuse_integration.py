@@ -537,7 +537,7 @@ class LangfuseIntegration:
             if stage:
                 span_attrs[attr.STAGE] = stage
             if model_parameters:
-                span_attrs[attr.MODEL_PARAMETERS] = text_of(dict(model_parameters))
+                span_attrs[attr.MODEL_PARAMETERS] = self._clean(text_of(dict(model_parameters)))
             if metadata:
                 span_attrs.update(
                     metadata_attributes(attr.OBSERVATION_METADATA, metadata, self._clean)

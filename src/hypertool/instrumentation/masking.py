@@ -14,8 +14,9 @@ MASK = "[REDACTED]"
 MaskFunction = Callable[[str], str]
 """Takes a text, returns it with whatever must not leave the process replaced."""
 
-# One alternation; the specific key formats come before the generic ones.
-_SECRET = re.compile(
+# Three families, each searched only when a cheap substring test finds a hint of it: most
+# prompts hold none, and a regex scan costs ~150 µs per KB against ~1 µs per KB for the tests.
+_KEYS = re.compile(
     "|".join(
         (
             r"sk-ant-[A-Za-z0-9_\-]{16,}",  # Anthropic
@@ -24,26 +25,66 @@ _SECRET = re.compile(
             r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b",  # AWS access key id
             r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})",  # GitHub
             r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",  # JWT
-            r"(?P<bearer>(?i:bearer)\s+)[A-Za-z0-9_\-\.=+/]{16,}",
-            # password=…, api_key: "…", client_secret=… (the name is kept, the value masked)
-            r"(?P<pair>(?<![A-Za-z0-9_])(?i:password|passwd|pwd|secret|api[_-]?key"
-            r"|access[_-]?token|auth[_-]?token|client[_-]?secret)\s*[=:]\s*[\"']?)"
-            r"[^\s\"'&,;]+",
         )
     )
 )
+_KEY_HINTS = (
+    "sk-",
+    "pk-lf-",
+    "AKIA",
+    "ASIA",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "eyJ",
+)
+_BEARER = re.compile(r"(?P<kept>(?i:bearer)\s+)[A-Za-z0-9_\-\.=+/]{16,}")
+# password=…, api_key: "…", client_secret=… (the name is kept, the value masked)
+_PAIR_NAMES = (
+    r"\b(?P<kept>(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token"
+    r"|client[_-]?secret)\s*[=:]\s*[\"']?)[^\s\"'&,;]+"
+)
+# Searched in the lower-cased text: sre skips ahead on the names' first letters only when the
+# pattern is case-sensitive, which makes it ~5x faster than re.IGNORECASE on long prompts.
+_PAIR_LOWER = re.compile(_PAIR_NAMES)
+_PAIR_ANY_CASE = re.compile(_PAIR_NAMES, re.IGNORECASE)
+_PAIR_HINTS = ("pass", "pwd", "secret", "key", "token")
 
 
-def _replace(match: re.Match[str]) -> str:
-    kept = match.group("pair") or match.group("bearer") or ""
-    return f"{kept}{MASK}"
+def _keep_name(match: re.Match[str]) -> str:
+    return f"{match.group('kept')}{MASK}"
 
 
 def mask_secrets(text: str) -> str:
     """Replace API keys, tokens, JWTs and ``password=``-style values in ``text``."""
     if not text:
         return text
-    return _SECRET.sub(_replace, text)
+    if any(hint in text for hint in _KEY_HINTS):
+        text = _KEYS.sub(MASK, text)
+    lower = text.lower()
+    if "bearer" in lower:
+        text = _BEARER.sub(_keep_name, text)
+    if any(hint in lower for hint in _PAIR_HINTS):
+        text = _mask_pairs(text, lower)
+    return text
+
+
+def _mask_pairs(text: str, lower: str) -> str:
+    if len(lower) != len(text):  # lower() changed lengths (rare Unicode): positions differ
+        return _PAIR_ANY_CASE.sub(_keep_name, text)
+    parts: list[str] = []
+    last = 0
+    for match in _PAIR_LOWER.finditer(lower):
+        parts.append(text[last : match.end("kept")])
+        parts.append(MASK)
+        last = match.end()
+    if not parts:
+        return text
+    parts.append(text[last:])
+    return "".join(parts)
 
 
 def chain(user_mask: MaskFunction | None) -> MaskFunction:

@@ -40,7 +40,8 @@ def canonical_name(name: str) -> str:
     text = _SEPARATORS.sub("-", str(name).strip().lower())
     text = _DASHES.sub("-", _NOT_ALLOWED.sub("", text)).strip("-")
     for prefix in _PREFIXES:
-        if text.startswith(prefix) and len(text) > len(prefix):
+        # Repeatedly: "tta-tta-x" must give what its result gives ("x"), or one persona splits.
+        while text.startswith(prefix) and len(text) > len(prefix):
             text = text[len(prefix) :]
     text = text[:_MAX_NAME].strip("-") or UNKNOWN_PERSONA
     if text != name:
