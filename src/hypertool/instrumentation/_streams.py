@@ -131,6 +131,21 @@ class _Observed:
             pass
 
 
+def _accept_item(observed: _Observed, item: Any) -> bool:
+    """Note ``item``; True when the caller sees it (False: a hidden item, e.g. usage only)."""
+    # The per-item path, kept to an append and two attribute tests: see the benchmark.
+    observed._items.append(item)
+    if observed._first_ns is None:
+        observed._note_first(item)
+    hide = observed._hide
+    if hide is None:
+        return True
+    try:
+        return not hide(item)
+    except Exception:  # a malformed chunk is the caller's to see, never our error
+        return True
+
+
 class ObservedStream(_Observed):
     """A sync stream, observed (see :func:`observe_stream`)."""
 
@@ -162,17 +177,7 @@ class ObservedStream(_Observed):
             except BaseException as exc:
                 self._finish(False, exc)
                 raise
-            # The per-item path, kept to an append and two attribute tests: see the benchmark.
-            self._items.append(item)
-            if self._first_ns is None:
-                self._note_first(item)
-            hide = self._hide
-            if hide is None:
-                return item
-            try:
-                if not hide(item):
-                    return item
-            except Exception:  # a malformed chunk is the caller's to see, never our error
+            if _accept_item(self, item):
                 return item
 
     def __enter__(self) -> ObservedStream:
@@ -231,17 +236,7 @@ class AsyncObservedStream(_Observed):
             except BaseException as exc:
                 self._finish(False, exc)
                 raise
-            # The per-item path, kept to an append and two attribute tests: see the benchmark.
-            self._items.append(item)
-            if self._first_ns is None:
-                self._note_first(item)
-            hide = self._hide
-            if hide is None:
-                return item
-            try:
-                if not hide(item):
-                    return item
-            except Exception:  # a malformed chunk is the caller's to see, never our error
+            if _accept_item(self, item):
                 return item
 
     async def __aenter__(self) -> AsyncObservedStream:
