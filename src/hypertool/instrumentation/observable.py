@@ -18,12 +18,12 @@ from hypertool.instrumentation._generations import (
 from hypertool.instrumentation._streams import StreamOutcome, observe_stream
 from hypertool.instrumentation._usage import Usage, complete_usage, freeze, snapshot, text_of
 from hypertool.instrumentation.budget import BudgetExceededError
-from hypertool.instrumentation.contexts import SpanContext, TraceContext, current
+from hypertool.instrumentation.contexts import SpanContext, TraceContext, _current
 from hypertool.instrumentation.langfuse_integration import (
     LangfuseIntegration,
     get_langfuse_integration,
 )
-from hypertool.instrumentation.personas import UNKNOWN_PERSONA, canonical_name
+from hypertool.instrumentation.personas import UNKNOWN_PERSONA, _canonical_cache, canonical_name
 
 logger = logging.getLogger("hypertool.instrumentation")
 
@@ -73,13 +73,13 @@ class _Recorder:
         try:
             integration = self.langfuse or get_langfuse_integration()
             parent: SpanContext | None = None
-            entered = current()
+            entered = _current.get()
             if trace is None and entered is not None:
                 trace, parent = entered
             elif entered is not None and entered[0] is trace:
                 parent = entered[1]
             if persona:
-                resolved = canonical_name(persona)
+                resolved = _canonical_cache.get(persona) or canonical_name(persona)
             elif parent is not None:
                 resolved = parent.persona
             elif self.persona:
@@ -97,7 +97,7 @@ class _Recorder:
                 parent,
                 resolved,
                 mode,
-                freeze(prompt),
+                prompt if type(prompt) is str else freeze(prompt),
                 metadata,
                 time.time_ns(),
             )
@@ -121,10 +121,15 @@ class _Recorder:
         if call is None:
             return result
         try:
-            if error is None and (inspect.isgenerator(result) or inspect.isasyncgen(result)):
-                return observe_stream(result, functools.partial(self._stream_ended, call))
             end_ns = time.time_ns()
-            completion, usage = snapshot(result) if error is None else ("", None)
+            if error is not None:
+                completion, usage = "", None
+            elif type(result) is str:
+                completion, usage = result, None
+            elif inspect.isgenerator(result) or inspect.isasyncgen(result):
+                return observe_stream(result, functools.partial(self._stream_ended, call))
+            else:
+                completion, usage = snapshot(result)
             call.integration.defer(self.complete, call, completion, usage, error, end_ns)
         except Exception:
             logger.debug("instrumentation failed after the call", exc_info=True)
@@ -285,9 +290,16 @@ class ObservableLLM:
         **kwargs: Any,
     ) -> Any:
         """Call the function (awaitable when it is async) and record the generation."""
-        call = self._recorder.before(prompt, persona, chatmode, trace, metadata)
-        run = _run_async if self.is_async else _run
-        return run(self._recorder, call, self.llm_function, (prompt, *args), kwargs)
+        recorder = self._recorder
+        call = recorder.before(prompt, persona, chatmode, trace, metadata)
+        if self.is_async:
+            return _run_async(recorder, call, self.llm_function, (prompt, *args), kwargs)
+        try:
+            result = self.llm_function(prompt, *args, **kwargs)
+        except BaseException as exc:
+            recorder.after(call, None, exc)
+            raise
+        return recorder.after(call, result, None)
 
     def __repr__(self) -> str:
         return f"ObservableLLM({self._recorder.name!r}, model={self.model!r})"
