@@ -155,6 +155,8 @@ async def run_release_workflow(
         out(f"   {persona}: {tokens} tokens (budget {budget}, remaining {remaining})")
     out(f"   Total tokens: {sum(result.tokens_by_persona.values())}")
     out(f"   Trace: {trace.trace_id}")
+    if "store" in langfuse.sinks:
+        out("   Local store: see it with `hypertool report --by persona` or `hypertool trace ID`")
     out("")
     out("✅ Package Release Workflow Complete!")
     out("")
