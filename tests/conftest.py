@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from hypertool.instrumentation import reset_langfuse_integration
+from hypertool.instrumentation import LangfuseIntegration, reset_langfuse_integration
 
 _PREFIXES = ("LANGFUSE_", "HYPERTOOL_", "OTEL_")
 
@@ -26,3 +28,31 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
     reset_langfuse_integration()
     yield
     reset_langfuse_integration()
+
+
+Factory = Callable[..., LangfuseIntegration]
+
+
+@pytest.fixture
+def make() -> Iterator[Factory]:
+    """Build integrations; each is shut down without waiting (nothing is sent) afterwards."""
+    made: list[LangfuseIntegration] = []
+
+    def factory(**kwargs: Any) -> LangfuseIntegration:
+        integration = LangfuseIntegration(**kwargs)
+        made.append(integration)
+        return integration
+
+    yield factory
+    for integration in made:
+        integration.shutdown(0)
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def langfuse(make: Factory, exporter: InMemorySpanExporter) -> LangfuseIntegration:
+    return make(exporters={"memory": exporter})

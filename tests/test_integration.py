@@ -39,31 +39,6 @@ Factory = Callable[..., LangfuseIntegration]
 # -- fixtures and helpers --------------------------------------------------------------------
 
 
-@pytest.fixture
-def make() -> Iterator[Factory]:
-    """Build integrations; each is shut down without waiting (nothing is sent) afterwards."""
-    made: list[LangfuseIntegration] = []
-
-    def factory(**kwargs: Any) -> LangfuseIntegration:
-        integration = LangfuseIntegration(**kwargs)
-        made.append(integration)
-        return integration
-
-    yield factory
-    for integration in made:
-        integration.shutdown(0)
-
-
-@pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def langfuse(make: Factory, exporter: InMemorySpanExporter) -> LangfuseIntegration:
-    return make(exporters={"memory": exporter})
-
-
 def keyed(make: Factory, **kwargs: Any) -> LangfuseIntegration:
     """An integration with Langfuse keys for an unreachable local host (never flushed)."""
     kwargs.setdefault("public_key", "pk-lf-test")

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,30 +30,6 @@ from hypertool.instrumentation import _attributes as attr
 from hypertool.instrumentation._usage import estimate_tokens
 
 Factory = Callable[..., LangfuseIntegration]
-
-
-@pytest.fixture
-def make() -> Iterator[Factory]:
-    made: list[LangfuseIntegration] = []
-
-    def factory(**kwargs: Any) -> LangfuseIntegration:
-        integration = LangfuseIntegration(**kwargs)
-        made.append(integration)
-        return integration
-
-    yield factory
-    for integration in made:
-        integration.shutdown(0)
-
-
-@pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def langfuse(make: Factory, exporter: InMemorySpanExporter) -> LangfuseIntegration:
-    return make(exporters={"memory": exporter})
 
 
 def spans_of(langfuse: LangfuseIntegration, exporter: InMemorySpanExporter) -> list[ReadableSpan]:
