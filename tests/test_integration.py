@@ -28,6 +28,7 @@ from hypertool.instrumentation import (
     set_langfuse_integration,
 )
 from hypertool.instrumentation import _attributes as attr
+from spans import attrs, named, parent_hex, span_hex, spans_of, trace_hex
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 UNREACHABLE = "http://127.0.0.1:9"
@@ -46,35 +47,6 @@ def keyed(make: Factory, **kwargs: Any) -> LangfuseIntegration:
     kwargs.setdefault("host", UNREACHABLE)
     kwargs.setdefault("export_timeout", 0.5)
     return make(**kwargs)
-
-
-def spans_of(langfuse: LangfuseIntegration, exporter: InMemorySpanExporter) -> list[ReadableSpan]:
-    assert langfuse.flush(timeout=5.0) is True
-    return list(exporter.get_finished_spans())
-
-
-def named(spans: Sequence[ReadableSpan], name: str) -> ReadableSpan:
-    matches = [span for span in spans if span.name == name]
-    assert len(matches) == 1, [span.name for span in spans]
-    return matches[0]
-
-
-def trace_hex(span: ReadableSpan) -> str:
-    assert span.context is not None
-    return format(span.context.trace_id, "032x")
-
-
-def span_hex(span: ReadableSpan) -> str:
-    assert span.context is not None
-    return format(span.context.span_id, "016x")
-
-
-def parent_hex(span: ReadableSpan) -> str | None:
-    return None if span.parent is None else format(span.parent.span_id, "016x")
-
-
-def attrs(span: ReadableSpan) -> dict[str, Any]:
-    return dict(span.attributes or {})
 
 
 # -- configuration -----------------------------------------------------------------------

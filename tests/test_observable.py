@@ -28,43 +28,15 @@ from hypertool.instrumentation import (
 )
 from hypertool.instrumentation import _attributes as attr
 from hypertool.instrumentation._usage import estimate_tokens
+from spans import attrs, named, parent_hex, span_hex, spans_of, trace_hex
 
 Factory = Callable[..., LangfuseIntegration]
-
-
-def spans_of(langfuse: LangfuseIntegration, exporter: InMemorySpanExporter) -> list[ReadableSpan]:
-    assert langfuse.flush(timeout=5.0) is True
-    return list(exporter.get_finished_spans())
 
 
 def generations(spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
     return [
         s for s in spans if (s.attributes or {}).get(attr.OBSERVATION_TYPE) == attr.TYPE_GENERATION
     ]
-
-
-def named(spans: Sequence[ReadableSpan], name: str) -> ReadableSpan:
-    matches = [span for span in spans if span.name == name]
-    assert len(matches) == 1, [span.name for span in spans]
-    return matches[0]
-
-
-def trace_hex(span: ReadableSpan) -> str:
-    assert span.context is not None
-    return format(span.context.trace_id, "032x")
-
-
-def span_hex(span: ReadableSpan) -> str:
-    assert span.context is not None
-    return format(span.context.span_id, "016x")
-
-
-def parent_hex(span: ReadableSpan) -> str | None:
-    return None if span.parent is None else format(span.parent.span_id, "016x")
-
-
-def attrs(span: ReadableSpan) -> dict[str, Any]:
-    return dict(span.attributes or {})
 
 
 def usage_of(span: ReadableSpan) -> dict[str, int]:

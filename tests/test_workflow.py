@@ -26,6 +26,7 @@ from hypertool.instrumentation.test_instrumented_workflow import (
     release_stages,
     run_release_workflow,
 )
+from spans import attrs, parent_hex, span_hex
 
 STAGE_HEADER = re.compile(r"^📝 Stage (\d+): (.+)$")
 PERSONA_LINE = re.compile(r"^ {3}Persona: (\S+)$")
@@ -53,19 +54,6 @@ async def run(
     result = await run_release_workflow(langfuse, out=lines.append)
     assert langfuse.flush(timeout=5.0)
     return result, lines, list(exporter.get_finished_spans())
-
-
-def attrs(span: ReadableSpan) -> dict[str, Any]:
-    return dict(span.attributes or {})
-
-
-def span_hex(span: ReadableSpan) -> str:
-    assert span.context is not None
-    return format(span.context.span_id, "016x")
-
-
-def parent_hex(span: ReadableSpan) -> str | None:
-    return None if span.parent is None else format(span.parent.span_id, "016x")
 
 
 def printed_stages(lines: list[str]) -> list[dict[str, Any]]:

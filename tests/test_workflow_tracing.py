@@ -21,6 +21,7 @@ from hypertool.instrumentation import (
     WorkflowTracer,
 )
 from hypertool.instrumentation import _attributes as attr
+from spans import attrs
 
 WORKFLOW = "feature-workflow"
 CHATMODE = "feature-implementation"
@@ -60,10 +61,6 @@ def tracer(langfuse: LangfuseIntegration, metrics: PersonaMetricsCollector) -> W
 def finished(langfuse: LangfuseIntegration, exporter: InMemorySpanExporter) -> list[ReadableSpan]:
     assert langfuse.flush(timeout=5.0)
     return list(exporter.get_finished_spans())
-
-
-def attrs(span: ReadableSpan) -> dict[str, Any]:
-    return dict(span.attributes or {})
 
 
 def span_id(span: ReadableSpan) -> int:

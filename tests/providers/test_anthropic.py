@@ -8,7 +8,6 @@ from __future__ import annotations
 import gc
 import json
 import sys
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -47,26 +46,6 @@ EXPECTED_USAGE = {
     "input_cache_creation": 248,
 }
 TEXT = "".join(PIECES)
-
-
-@pytest.fixture
-def server() -> Iterator[FakeProviderServer]:
-    with FakeProviderServer() as fake:
-        yield fake
-
-
-@pytest.fixture(params=["memory", "wire"])
-def sink(request: pytest.FixtureRequest) -> Iterator[Sink]:
-    made = Sink(request.param)
-    yield made
-    made.close()
-
-
-@pytest.fixture
-def memory() -> Iterator[Sink]:
-    made = Sink("memory")
-    yield made
-    made.close()
 
 
 def client_for(server: FakeProviderServer, sink: Sink, **kwargs: Any) -> anthropic.Anthropic:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import json
 import sys
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -45,26 +44,6 @@ EXPECTED_USAGE = {
     "output_reasoning_tokens": 64,
 }
 TEXT = "".join(PIECES)
-
-
-@pytest.fixture
-def server() -> Iterator[FakeProviderServer]:
-    with FakeProviderServer() as fake:
-        yield fake
-
-
-@pytest.fixture(params=["memory", "wire"])
-def sink(request: pytest.FixtureRequest) -> Iterator[Sink]:
-    made = Sink(request.param)
-    yield made
-    made.close()
-
-
-@pytest.fixture
-def memory() -> Iterator[Sink]:
-    made = Sink("memory")
-    yield made
-    made.close()
 
 
 def client_for(server: FakeProviderServer, sink: Sink, **kwargs: Any) -> openai.OpenAI:
