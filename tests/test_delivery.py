@@ -192,7 +192,8 @@ def test_queue_overflow_counts_exact_drops(
     assert drops.total == extra
     assert {sink for sink, _ in drops.calls} == {"overflow-sink"}
     assert processor.dropped == extra
-    assert processor.flush(5.0)
+    assert processor.flush(5.0) is False  # spans were dropped since the previous flush
+    assert processor.flush(5.0) is True  # and none since
     # the first `size` spans were kept and delivered; the rest never reached the exporter
     assert exporter.names == names[:size]
     assert processor.exported == size
@@ -203,7 +204,7 @@ def test_failed_export_counts_the_batch_as_dropped(processors: list[DeliveryProc
     drops = Drops()
     processor = make(processors, exporter, sink="failing", drops=drops)
     end_spans(tracer_for(processor), ["a", "b", "c", "d"])
-    assert processor.flush(5.0) is True
+    assert processor.flush(5.0) is False  # delivered to the exporter, which failed them
     assert exporter.names == ["a", "b", "c", "d"]
     assert drops.total == 4
     assert {sink for sink, _ in drops.calls} == {"failing"}
@@ -217,12 +218,12 @@ def test_raising_exporter_never_propagates(processors: list[DeliveryProcessor]) 
     processor = make(processors, exporter, sink="raising", drops=drops)
     tracer = tracer_for(processor)
     end_spans(tracer, ["a", "b"])  # must not raise
-    assert processor.flush(5.0) is True  # must not raise
+    assert processor.flush(5.0) is False  # must not raise; the batch was lost
     assert exporter.names == ["a", "b"]
     assert drops.calls == [("raising", 2)]
     # still working afterwards
     end_spans(tracer, ["c"])
-    assert processor.flush(5.0) is True
+    assert processor.flush(5.0) is False
     assert exporter.names == ["a", "b", "c"]
     assert processor.dropped == 3
     assert processor.close(1.0) is True
@@ -242,7 +243,7 @@ def test_raising_drop_listener_does_not_break_delivery(
     processors.append(processor)
     end_spans(tracer_for(processor), ["kept", "dropped"])
     assert drops.calls == [("x", 1)]
-    assert processor.flush(5.0)
+    assert processor.flush(5.0) is False  # one was dropped
     assert exporter.names == ["kept"]
 
 

@@ -135,11 +135,12 @@ def test_endpoint_failing(
         if mode != "hang":
             assert result.received_statuses == {mode}
 
-    # Several batches (of 512) failed inside the same minute, yet one warning reported them;
+    # Several batches (of 512) failed inside the same minute, yet one warning reported them
+    # while running, and flush(), which returned False, said once what it found dropped;
     # stopping adds at most one summary of what was left.
     assert phases.dropped_before_shutdown > 512
     running = drop_warnings(phases.before_shutdown)
-    assert len(running) == 1, [r.message for r in running]
+    assert 1 <= len(running) <= 2, [r.message for r in running]
     assert len(drop_warnings(phases.after_shutdown)) <= 1
     # Nothing else floods the log (the OTLP exporter's per-batch errors are folded in ours).
     rejected = [r for r in caplog.records if "Langfuse rejected the keys" in r.message]

@@ -76,6 +76,7 @@ class DeliveryProcessor(SpanProcessor):
         self._lock = threading.Lock()
         self.exported = 0
         self.dropped = 0
+        self._dropped_at_flush = 0
         self._unreported = 0
         self._last_report = 0.0
         self._thread = threading.Thread(
@@ -139,19 +140,49 @@ class DeliveryProcessor(SpanProcessor):
         return marker.done
 
     def wait_flushed(self, done: threading.Event | None, timeout: float) -> bool:
-        """Wait at most ``timeout`` seconds for a :meth:`request_flush` to complete."""
+        """Wait at most ``timeout`` seconds for a :meth:`request_flush` to complete.
+
+        Returns:
+            True only when everything queued before the request was delivered and nothing was
+            dropped since the previous flush; drops since then are reported (sink and count).
+
+        """
+        delivered = self._wait(done, timeout)
+        dropped = self._dropped_since_flush()
+        if dropped:
+            self._report(force=True)
+        return delivered and not dropped
+
+    def _wait(self, done: threading.Event | None, timeout: float) -> bool:
         if done is None:
             return not self._queue
         return done.wait(min(max(timeout, 0.0), threading.TIMEOUT_MAX))
+
+    def _dropped_since_flush(self) -> int:
+        with self._lock:
+            dropped = self.dropped - self._dropped_at_flush
+            self._dropped_at_flush = self.dropped
+        return dropped
 
     def count_dropped(self, count: int) -> None:
         """Count ``count`` spans lost before they reached this sink (reported like the rest)."""
         if count > 0:
             self._drop(count)
 
-    def close(self, timeout: float) -> bool:
-        """Flush for at most ``timeout`` seconds, stop, and count what is left as dropped."""
-        flushed = self.flush(timeout) if timeout > 0 else not self.pending
+    def close(self, timeout: float, requested: threading.Event | None = None) -> bool:
+        """Flush for at most ``timeout`` seconds, stop, and count what is left as dropped.
+
+        ``requested``: a :meth:`request_flush` already made (several sinks closed under one
+        deadline); one is made here when None.
+
+        Returns:
+            True when everything was delivered and nothing dropped since the previous flush.
+
+        """
+        if timeout > 0:
+            flushed = self._wait(requested or self.request_flush(), timeout)
+        else:
+            flushed = not self.pending
         self._stopping = True
         self._wake.set()
         with self._lock:
@@ -169,6 +200,7 @@ class DeliveryProcessor(SpanProcessor):
                 left += 1
         if left:
             self._drop(left)
+        flushed = flushed and not self._dropped_since_flush()
         self._report(force=True)
         try:
             self._exporter.shutdown()  # releases connections and files (the store's WAL)

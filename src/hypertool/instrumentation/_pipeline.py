@@ -88,9 +88,14 @@ class Pipeline:
         if self._closed:
             return True
         self._closed = True
-        ok = self.flush(timeout) if timeout > 0 else True
-        for processor in self.processors:
-            ok = processor.close(0.0) and ok
+        deadline = time.monotonic() + max(timeout, 0.0)
+        requests = [
+            (processor, processor.request_flush() if timeout > 0 else None)
+            for processor in self.processors
+        ]
+        ok = True
+        for processor, done in requests:
+            ok = processor.close(max(deadline - time.monotonic(), 0.0), done) and ok
         return ok
 
     def count_dropped(self, count: int) -> None:
