@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck bench faults clean
+.PHONY: demo test check lint typecheck layers bench faults clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-check: lint typecheck
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
+check: lint typecheck layers
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py

@@ -44,7 +44,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult  # noq
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags  # noqa: E402
 
 from hypertool.instrumentation import LangfuseIntegration, ObservableLLM  # noqa: E402
-from hypertool.instrumentation import _attributes as attr  # noqa: E402
+from hypertool.instrumentation import semconv as attr  # noqa: E402
 from hypertool.instrumentation.store import REPORT_GROUPS, StoreExporter, TraceStore  # noqa: E402
 
 PERSONAS = [

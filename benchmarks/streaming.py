@@ -42,8 +42,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E4
 
 from hypertool.instrumentation import LangfuseIntegration  # noqa: E402
 from hypertool.instrumentation import openai as openai_instrumentation  # noqa: E402
-from hypertool.instrumentation._providers import Instrumentation  # noqa: E402
-from hypertool.instrumentation._streams import StreamOutcome, observe_stream  # noqa: E402
+from hypertool.instrumentation.capture.providers.patching import Instrumentation  # noqa: E402
+from hypertool.instrumentation.capture.streams import StreamOutcome, observe_stream  # noqa: E402
 
 TARGET_US = 2.0
 MODEL = "gpt-4o"

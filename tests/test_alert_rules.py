@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from hypertool.instrumentation import metrics as metrics_module
 from hypertool.instrumentation.dashboards import DASHBOARDS, write_dashboards
 from hypertool.instrumentation.metrics import PersonaMetricsCollector
-from tests.prometheus_server import require
+from support.prometheus_server import require
 
 ROOT = Path(__file__).resolve().parents[1]
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"

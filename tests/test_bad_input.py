@@ -27,10 +27,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import CollectorRegistry
 
 from hypertool.instrumentation import LangfuseIntegration, ObservableLLM
-from hypertool.instrumentation import _attributes as attr
+from hypertool.instrumentation import semconv as attr
 from hypertool.instrumentation._config import ConfigError
-from hypertool.instrumentation._usage import extract, snapshot, usage_from_mapping
 from hypertool.instrumentation.masking import MASK, mask_secrets
+from hypertool.instrumentation.model.usage import extract, snapshot, usage_from_mapping
 from hypertool.instrumentation.personas import Persona, PersonaError, canonical_name
 from hypertool.instrumentation.store import StoreExporter
 

@@ -25,8 +25,8 @@ from hypertool.instrumentation import (
     PriceTable,
     load_personas,
 )
-from hypertool.instrumentation import _attributes as attr
 from hypertool.instrumentation import budget as budget_module
+from hypertool.instrumentation import semconv as attr
 from hypertool.instrumentation.budget import period_start_ns
 
 OVER_BUDGET = "over its budget"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -332,3 +333,61 @@ def test_integration_repr_masks_secret_key() -> None:
         assert SECRET not in repr(integration.settings)
     finally:
         integration.shutdown(0)
+
+
+# -- one owner: the integration and `hypertool doctor` read the same settings ----------------
+@pytest.mark.parametrize("where", ["environment", "dotenv"])
+def test_doctor_and_integration_agree_on_the_sinks(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: Any
+) -> None:
+    from hypertool.instrumentation.cli.doctor import diagnose
+
+    values = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+        "HYPERTOOL_STORE": str(tmp_path / "store.db"),
+        "HYPERTOOL_CONSOLE": "true",
+    }
+    monkeypatch.delenv("HYPERTOOL_STORE")
+    if where == "dotenv":
+        (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    else:
+        for key, value in values.items():
+            monkeypatch.setenv(key, value)
+    integration = make()
+    settings = load_settings()
+    report = diagnose(settings.store_path, "test", online=False, settings=settings)
+    doctor_on = {name for name, sink in report["sinks"].items() if sink["enabled"]}
+    assert doctor_on == set(integration.sinks) == {"otlp", "store", "console"}
+    assert report["sinks"]["otlp"]["endpoint"] == "http://127.0.0.1:4318/v1/traces"
+    assert integration.settings.otlp == settings.otlp
+    assert report["sinks"]["store"]["path"] == str(tmp_path / "store.db")
+
+
+def test_otlp_settings_from_the_standard_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://general:4318/")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:4318/v1/traces")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20secret-token,x-a=b")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip")
+    otlp = load_settings().otlp
+    assert otlp is not None
+    assert otlp.endpoint == "http://traces:4318/v1/traces"
+    assert otlp.headers == {"authorization": "Bearer secret-token", "x-a": "b"}
+    assert otlp.compression == "gzip"
+    assert "secret-token" not in repr(otlp) and "secret-token" not in repr(load_settings())
+
+
+def test_bad_otlp_compression_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd")
+    with pytest.raises(ConfigError, match="OTEL_EXPORTER_OTLP_COMPRESSION"):
+        load_settings()
+
+
+def test_a_relative_store_path_is_fixed_when_settings_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HYPERTOOL_STORE", "rel/traces.db")
+    first = load_settings().store_path
+    monkeypatch.chdir(tmp_path.parent)
+    assert first == tmp_path / "rel" / "traces.db"
+    assert load_settings().store_path == tmp_path.parent / "rel" / "traces.db"

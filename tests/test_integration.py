@@ -27,8 +27,8 @@ from hypertool.instrumentation import (
     reset_langfuse_integration,
     set_langfuse_integration,
 )
-from hypertool.instrumentation import _attributes as attr
-from spans import attrs, named, parent_hex, span_hex, spans_of, trace_hex
+from hypertool.instrumentation import semconv as attr
+from support.spans import attrs, named, parent_hex, span_hex, spans_of, trace_hex
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 UNREACHABLE = "http://127.0.0.1:9"

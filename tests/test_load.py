@@ -36,7 +36,7 @@ from hypertool.instrumentation import (
     WorkflowTracer,
     bind_context,
 )
-from hypertool.instrumentation import _attributes as attr
+from hypertool.instrumentation import semconv as attr
 from hypertool.instrumentation.store import StoreExporter
 
 TASKS = 50

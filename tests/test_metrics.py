@@ -24,7 +24,7 @@ from hypertool.instrumentation import (
     builtin_personas,
     start_metrics_server,
 )
-from hypertool.instrumentation._usage import estimate_tokens
+from hypertool.instrumentation.model.usage import estimate_tokens
 from hypertool.instrumentation.pricing import PriceTable
 from hypertool.instrumentation.test_instrumented_workflow import (
     CHATMODE,

@@ -21,8 +21,8 @@ from hypertool.instrumentation import (
     PriceTable,
     Usage,
 )
-from hypertool.instrumentation import _attributes as attr
-from hypertool.instrumentation._usage import usage_from_mapping
+from hypertool.instrumentation import semconv as attr
+from hypertool.instrumentation.model.usage import usage_from_mapping
 from hypertool.instrumentation.pricing import BUILTIN_PRICES, load_prices
 
 MTOK = 1_000_000

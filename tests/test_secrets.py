@@ -30,11 +30,11 @@ from hypertool.instrumentation import (
     PersonaMetricsCollector,
     start_metrics_server,
 )
-from hypertool.instrumentation import _attributes as attr
+from hypertool.instrumentation import semconv as attr
 from hypertool.instrumentation.cli import main as hypertool_main
 from hypertool.instrumentation.metrics import DEFAULT_MAX_LABEL_VALUES, OTHER
 from hypertool.instrumentation.personas import PersonaRegistry
-from loopback import LoopbackOTLP
+from support.loopback import LoopbackOTLP
 
 # One planted secret per family; random parts so no test can pass by a fixed string.
 _R = uuid.uuid4().hex
@@ -346,9 +346,11 @@ def test_label_cardinality_is_bounded_but_traces_keep_the_real_persona(limit: in
     extra = 7
     registry = CollectorRegistry()
     memory = InMemorySpanExporter()
-    integration = LangfuseIntegration(exporters={"memory": memory}, metrics_registry=registry)
     # No persona definitions: the built-in ones would take label values of their own (their
     # budgets are published), and this test counts exactly.
+    integration = LangfuseIntegration(
+        exporters={"memory": memory}, metrics_registry=registry, personas=PersonaRegistry()
+    )
     collector = PersonaMetricsCollector(
         registry, personas=PersonaRegistry(), max_label_values=limit
     ).attach(integration)

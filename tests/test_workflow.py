@@ -1,37 +1,32 @@
-"""The guide's package-release workflow, the `hypertool demo` command and the module entry point."""
+"""WorkflowTracer: workflow span → stage spans → generations, metrics, and errors."""
 
 from __future__ import annotations
 
-import json
-import re
-import subprocess
-import sys
+import asyncio
+import inspect
+import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 from prometheus_client import CollectorRegistry
 
-from hypertool.instrumentation import LangfuseIntegration, builtin_personas
-from hypertool.instrumentation import _attributes as attr
-from hypertool.instrumentation import metrics as metrics_module
-from hypertool.instrumentation.cli import main as cli_main
-from hypertool.instrumentation.mock_llm import mock_llm
-from hypertool.instrumentation.test_instrumented_workflow import (
-    WORKFLOW,
-    WorkflowResult,
-    release_stages,
-    run_release_workflow,
+from hypertool.instrumentation import (
+    LangfuseIntegration,
+    ObservableLLM,
+    PersonaMetricsCollector,
+    WorkflowTracer,
 )
-from spans import attrs, parent_hex, span_hex
+from hypertool.instrumentation import semconv as attr
+from support.spans import attrs
 
-STAGE_HEADER = re.compile(r"^📝 Stage (\d+): (.+)$")
-PERSONA_LINE = re.compile(r"^ {3}Persona: (\S+)$")
-TOKENS_LINE = re.compile(r"^ {3}📊 Tokens: (-?\d+)$")
-REMAINING_LINE = re.compile(r"^ {3}💰 Budget remaining: (-?\d+)$")
+WORKFLOW = "feature-workflow"
+CHATMODE = "feature-implementation"
+GATE = "hypertool_workflow_quality_gate_total"
+SWITCHES = "hypertool_persona_switches_total"
 
 
 @pytest.fixture
@@ -47,215 +42,351 @@ def langfuse(exporter: InMemorySpanExporter) -> Iterator[LangfuseIntegration]:
 
 
 @pytest.fixture
-async def run(
-    langfuse: LangfuseIntegration, exporter: InMemorySpanExporter
-) -> tuple[WorkflowResult, list[str], list[ReadableSpan]]:
-    lines: list[str] = []
-    result = await run_release_workflow(langfuse, out=lines.append)
-    assert langfuse.flush(timeout=5.0)
-    return result, lines, list(exporter.get_finished_spans())
-
-
-def printed_stages(lines: list[str]) -> list[dict[str, Any]]:
-    """Each printed stage: number, title, persona, tokens, remaining."""
-    stages: list[dict[str, Any]] = []
-    for line in lines:
-        if match := STAGE_HEADER.match(line):
-            stages.append({"number": int(match[1]), "title": match[2]})
-        elif match := PERSONA_LINE.match(line):
-            stages[-1]["persona"] = match[1]
-        elif match := TOKENS_LINE.match(line):
-            stages[-1]["tokens"] = int(match[1])
-        elif match := REMAINING_LINE.match(line):
-            stages[-1]["remaining"] = int(match[1])
-    return stages
-
-
-def generation_spans(spans: list[ReadableSpan]) -> list[ReadableSpan]:
-    return [s for s in spans if attrs(s).get(attr.OBSERVATION_TYPE) == attr.TYPE_GENERATION]
-
-
-# -- printed numbers are the recorded numbers --------------------------------------------
-
-
-async def test_printed_tokens_equal_recorded_usage(
-    run: tuple[WorkflowResult, list[str], list[ReadableSpan]],
-) -> None:
-    result, lines, spans = run
-    stages = printed_stages(lines)
-    expected_stages = release_stages("1.2.0")
-    assert [s["number"] for s in stages] == [1, 2, 3]
-    assert [s["title"] for s in stages] == [stage.title for stage in expected_stages]
-    assert [s["persona"] for s in stages] == [stage.persona for stage in expected_stages]
-    gens = generation_spans(spans)
-    for printed, stage in zip(stages, expected_stages, strict=True):
-        usage = [
-            json.loads(attrs(g)[attr.USAGE_DETAILS])
-            for g in gens
-            if attrs(g)[attr.USER_ID] == stage.persona
-        ]
-        assert len(usage) == 1
-        assert printed["tokens"] == usage[0]["input"] + usage[0]["output"]
-        # and that is what the mock reported for this prompt and persona
-        answer = await mock_llm(stage.prompt, persona=stage.persona)
-        assert printed["tokens"] == answer["usage"]["total_tokens"]
-        assert usage[0]["input"] == answer["usage"]["prompt_tokens"]
-        assert usage[0]["output"] == answer["usage"]["completion_tokens"]
-    assert [r.tokens for r in result.stages] == [s["tokens"] for s in stages]
-
-
-async def test_printed_budget_remaining_is_budget_minus_used(
-    run: tuple[WorkflowResult, list[str], list[ReadableSpan]],
-    langfuse: LangfuseIntegration,
-) -> None:
-    result, lines, _ = run
-    budgets = builtin_personas()
-    for printed in printed_stages(lines):
-        budget = budgets.budget(printed["persona"])
-        assert budget is not None
-        assert printed["remaining"] == budget - printed["tokens"]
-        assert langfuse.budgets.remaining(printed["persona"]) == printed["remaining"]
-    assert [r.budget_remaining for r in result.stages] == [
-        s["remaining"] for s in printed_stages(lines)
-    ]
-
-
-async def test_summary_lines(
-    run: tuple[WorkflowResult, list[str], list[ReadableSpan]],
-) -> None:
-    result, lines, _ = run
-    stages = printed_stages(lines)
-    budgets = builtin_personas()
-    for printed in stages:
-        persona, tokens = printed["persona"], printed["tokens"]
-        budget = budgets.budget(persona)
-        assert budget is not None
-        expected = f"   {persona}: {tokens} tokens (budget {budget}, remaining {budget - tokens})"
-        assert expected in lines
-    assert f"   Total tokens: {sum(s['tokens'] for s in stages)}" in lines
-    assert f"   Trace: {result.trace_id}" in lines
-    assert "✅ Package Release Workflow Complete!" in lines
-
-
-async def test_output_ends_with_not_configured_without_keys(
-    run: tuple[WorkflowResult, list[str], list[ReadableSpan]],
-) -> None:
-    result, lines, _ = run
-    assert lines[-2] == "⚠️  Langfuse not configured"
-    assert "LANGFUSE_PUBLIC_KEY" in lines[-1] and "LANGFUSE_SECRET_KEY" in lines[-1]
-    assert result.trace_url is None
-    assert not any("Langfuse tracing enabled" in line for line in lines)
-
-
-# -- the trace tree ----------------------------------------------------------------------
-
-
-async def test_trace_tree(run: tuple[WorkflowResult, list[str], list[ReadableSpan]]) -> None:
-    result, _, spans = run
-    assert {format(s.context.trace_id, "032x") for s in spans if s.context} == {result.trace_id}
-    roots = [s for s in spans if s.parent is None]
-    assert len(roots) == 1
-    root = roots[0]
-    assert root.name == WORKFLOW
-    assert attrs(root)[attr.TRACE_STATUS] == "success"
-    stages = [s for s in spans if parent_hex(s) == span_hex(root)]
-    expected = release_stages("1.2.0")
-    assert len(stages) == len(expected) == 3
-    stage_key = f"{attr.OBSERVATION_METADATA}.stage"
-    assert sorted(attrs(s)[stage_key] for s in stages) == sorted(st.key for st in expected)
-    gens = generation_spans(spans)
-    assert len(spans) == 1 + len(stages) + len(gens)
-    for stage in expected:
-        stage_span = next(s for s in stages if attrs(s)[stage_key] == stage.key)
-        assert attrs(stage_span)[attr.OBSERVATION_TYPE] == attr.TYPE_SPAN
-        assert attrs(stage_span)[attr.USER_ID] == stage.persona
-        children = [g for g in gens if parent_hex(g) == span_hex(stage_span)]
-        assert len(children) == 1
-        generation = attrs(children[0])
-        assert generation[attr.USER_ID] == stage.persona
-        assert generation[attr.MODEL] == "gpt-4"
-        assert generation[attr.STAGE] == stage.key
-        assert generation[attr.WORKFLOW] == WORKFLOW
-        assert generation[attr.INPUT] == stage.prompt
-        assert generation[attr.USAGE_ESTIMATED] is False
-    assert all(parent_hex(g) != span_hex(root) for g in gens)
-
-
-async def test_other_version_reaches_prompts_and_trace_metadata(
-    langfuse: LangfuseIntegration, exporter: InMemorySpanExporter
-) -> None:
-    lines: list[str] = []
-    await run_release_workflow(langfuse, version="9.8.7", out=lines.append)
-    assert langfuse.flush(5.0)
-    spans = list(exporter.get_finished_spans())
-    root = next(s for s in spans if s.parent is None)
-    assert attrs(root)[f"{attr.TRACE_METADATA}.version"] == "9.8.7"
-    assert any("9.8.7" in line and "Mock LLM response" in line for line in lines)
-
-
-async def test_second_run_accumulates_budget_use(
-    langfuse: LangfuseIntegration,
-) -> None:
-    first_lines: list[str] = []
-    second_lines: list[str] = []
-    await run_release_workflow(langfuse, out=first_lines.append)
-    await run_release_workflow(langfuse, out=second_lines.append)
-    first, second = printed_stages(first_lines), printed_stages(second_lines)
-    for a, b in zip(first, second, strict=True):
-        assert b["tokens"] == a["tokens"]  # tokens of this stage, not cumulative
-        assert b["remaining"] == a["remaining"] - b["tokens"]
-
-
-# -- entry points ------------------------------------------------------------------------
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
 
 
 @pytest.fixture
-def fresh_prometheus_registry(monkeypatch: pytest.MonkeyPatch) -> CollectorRegistry:
-    """The demo registers its metrics in prometheus_client's default registry; give each test
-    its own so tests do not depend on each other."""
-    registry = CollectorRegistry()
-    monkeypatch.setattr(metrics_module, "REGISTRY", registry, raising=False)
-    return registry
+def metrics(registry: CollectorRegistry) -> PersonaMetricsCollector:
+    return PersonaMetricsCollector(registry=registry)
 
 
-@pytest.mark.usefixtures("fresh_prometheus_registry")
-def test_cli_demo(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli_main(["demo"]) == 0
-    out = capsys.readouterr().out
-    assert "Package Release Workflow Complete" in out
-    assert "Langfuse not configured" in out
-
-
-@pytest.mark.usefixtures("fresh_prometheus_registry")
-def test_cli_demo_release_version(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli_main(["demo", "--release-version", "3.1.4"]) == 0
-    out = capsys.readouterr().out
-    assert "Update version to 3.1.4" in out
-
-
-@pytest.mark.usefixtures("fresh_prometheus_registry")
-def test_cli_demo_runs_twice_in_one_process(capsys: pytest.CaptureFixture[str]) -> None:
-    # main() is a plain function (the console script, but also callable from code and tests)
-    assert cli_main(["demo"]) == 0
-    assert cli_main(["demo"]) == 0
-    assert capsys.readouterr().out.count("Package Release Workflow Complete") == 2
-
-
-def test_cli_requires_a_command(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        cli_main([])
-    assert info.value.code == 2
-
-
-def test_module_runs_as_script(tmp_path: Path) -> None:
-    completed = subprocess.run(
-        [sys.executable, "-m", "hypertool.instrumentation.test_instrumented_workflow"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+@pytest.fixture
+def tracer(langfuse: LangfuseIntegration, metrics: PersonaMetricsCollector) -> WorkflowTracer:
+    return WorkflowTracer(
+        WORKFLOW, {"ticket": "HT-1"}, langfuse=langfuse, metrics=metrics, chatmode=CHATMODE
     )
-    assert completed.returncode == 0, completed.stderr
-    assert "Package Release Workflow Complete" in completed.stdout
-    assert "Langfuse not configured" in completed.stdout
+
+
+def finished(langfuse: LangfuseIntegration, exporter: InMemorySpanExporter) -> list[ReadableSpan]:
+    assert langfuse.flush(timeout=5.0)
+    return list(exporter.get_finished_spans())
+
+
+def span_id(span: ReadableSpan) -> int:
+    assert span.context is not None
+    return span.context.span_id
+
+
+def parent_id(span: ReadableSpan) -> int | None:
+    return None if span.parent is None else span.parent.span_id
+
+
+def trace_id(span: ReadableSpan) -> int:
+    assert span.context is not None
+    return span.context.trace_id
+
+
+def by_name(spans: list[ReadableSpan], name: str) -> ReadableSpan:
+    matches = [span for span in spans if span.name == name]
+    assert len(matches) == 1, [span.name for span in spans]
+    return matches[0]
+
+
+def roots(spans: list[ReadableSpan]) -> list[ReadableSpan]:
+    return [span for span in spans if span.parent is None]
+
+
+def gate(registry: CollectorRegistry, stage: str, result: str) -> float | None:
+    return registry.get_sample_value(GATE, {"workflow": WORKFLOW, "stage": stage, "result": result})
+
+
+def switches(registry: CollectorRegistry, from_persona: str, to_persona: str) -> float | None:
+    return registry.get_sample_value(
+        SWITCHES, {"from_persona": from_persona, "to_persona": to_persona, "chatmode": CHATMODE}
+    )
+
+
+def all_switches(registry: CollectorRegistry) -> float:
+    return sum(
+        sample.value
+        for metric in registry.collect()
+        for sample in metric.samples
+        if sample.name == SWITCHES
+    )
+
+
+def reply(prompt: str) -> dict[str, Any]:
+    return {
+        "choices": [{"message": {"content": f"answer to {prompt}"}}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 20},
+    }
+
+
+async def areply(prompt: str) -> dict[str, Any]:
+    await asyncio.sleep(0)
+    return reply(prompt)
+
+
+# -- entering --------------------------------------------------------------------------------
+def test_with_makes_one_root_span(
+    tracer: WorkflowTracer, langfuse: LangfuseIntegration, exporter: InMemorySpanExporter
+) -> None:
+    with tracer as entered:
+        assert entered is tracer
+        assert tracer.trace is not None
+        with tracer.stage("design", "backend-engineer"):
+            pass
+    spans = finished(langfuse, exporter)
+    root = by_name(spans, WORKFLOW)
+    assert roots(spans) == [root]
+    assert attrs(root)[attr.WORKFLOW] == WORKFLOW
+    assert attrs(root)[attr.TRACE_NAME] == WORKFLOW
+    assert format(trace_id(root), "032x") == tracer.trace.trace_id
+    assert root.status.status_code is not StatusCode.ERROR
+
+
+async def test_async_with_and_async_stage(
+    tracer: WorkflowTracer, langfuse: LangfuseIntegration, exporter: InMemorySpanExporter
+) -> None:
+    async with tracer as entered:
+        assert entered is tracer
+        async with tracer.stage("design", "backend-engineer") as stage:
+            assert stage.persona == "backend-engineer"
+            await asyncio.sleep(0)
+    spans = finished(langfuse, exporter)
+    root = by_name(spans, WORKFLOW)
+    design = by_name(spans, "design")
+    assert parent_id(design) == span_id(root)
+    assert trace_id(design) == trace_id(root)
+
+
+def test_trace_stage_sync_returns_the_value(
+    tracer: WorkflowTracer, langfuse: LangfuseIntegration, exporter: InMemorySpanExporter
+) -> None:
+    def add(a: int, b: int, *, times: int) -> int:
+        return (a + b) * times
+
+    with tracer:
+        result = tracer.trace_stage("compute", "backend-engineer", add, 2, 3, times=4)
+    assert result == 20
+    spans = finished(langfuse, exporter)
+    stage = by_name(spans, "compute")
+    assert parent_id(stage) == span_id(by_name(spans, WORKFLOW))
+    assert attrs(stage)[attr.STAGE] == "compute"
+
+
+async def test_trace_stage_async_returns_an_awaitable(
+    tracer: WorkflowTracer, langfuse: LangfuseIntegration, exporter: InMemorySpanExporter
+) -> None:
+    async def double(value: int, *, plus: int) -> int:
+        await asyncio.sleep(0)
+        return value * 2 + plus
+
+    async with tracer:
+        pending = tracer.trace_stage("compute", "data-scientist", double, 21, plus=1)
+        assert inspect.isawaitable(pending)
+        assert await pending == 43
+    spans = finished(langfuse, exporter)
+    stage = by_name(spans, "compute")
+    assert parent_id(stage) == span_id(by_name(spans, WORKFLOW))
+    assert attrs(stage)[attr.PERSONA] == "data-scientist"
+
+
+# -- the tree --------------------------------------------------------------------------------
+async def test_span_tree_workflow_stage_generation_multi_persona(
+    tracer: WorkflowTracer, langfuse: LangfuseIntegration, exporter: InMemorySpanExporter
+) -> None:
+    sync_llm = ObservableLLM(reply, model="gpt-4o", langfuse=langfuse, name="sync-llm")
+    async_llm = ObservableLLM(areply, model="gpt-4o", langfuse=langfuse, name="async-llm")
+    plan = [("design", "backend-engineer"), ("tests", "testing-specialist")]
+    async with tracer:
+        with tracer.stage("design", "backend-engineer"):
+            sync_llm("design the API")
+        async with tracer.stage("tests", "testing-specialist"):
+            await async_llm("write the tests")
+    spans = finished(langfuse, exporter)
+    root = by_name(spans, WORKFLOW)
+    assert roots(spans) == [root]
+    generations = {"design": by_name(spans, "sync-llm"), "tests": by_name(spans, "async-llm")}
+    for stage_name, persona in plan:
+        stage = by_name(spans, stage_name)
+        stage_attrs = attrs(stage)
+        assert parent_id(stage) == span_id(root)
+        assert stage_attrs[attr.PERSONA] == persona
+        assert stage_attrs[attr.USER_ID] == persona
+        assert stage_attrs[attr.STAGE] == stage_name
+        assert stage_attrs[attr.WORKFLOW] == WORKFLOW
+        assert stage_attrs[attr.CHATMODE] == CHATMODE
+        assert stage_attrs[attr.OBSERVATION_TYPE] == attr.TYPE_SPAN
+
+        generation = generations[stage_name]
+        gen_attrs = attrs(generation)
+        assert parent_id(generation) == span_id(stage)
+        assert trace_id(generation) == trace_id(root)
+        assert gen_attrs[attr.OBSERVATION_TYPE] == attr.TYPE_GENERATION
+        assert gen_attrs[attr.USER_ID] == persona
+        assert gen_attrs[attr.PERSONA] == persona
+        assert gen_attrs[attr.STAGE] == stage_name
+        assert gen_attrs[attr.WORKFLOW] == WORKFLOW
+
+
+def test_generation_after_a_stage_belongs_to_the_workflow(
+    tracer: WorkflowTracer, langfuse: LangfuseIntegration, exporter: InMemorySpanExporter
+) -> None:
+    llm = ObservableLLM(reply, model="gpt-4o", langfuse=langfuse, name="wrap-up")
+    with tracer:
+        with tracer.stage("design", "backend-engineer"):
+            pass
+        llm("summarise")
+    spans = finished(langfuse, exporter)
+    generation = by_name(spans, "wrap-up")
+    assert parent_id(generation) == span_id(by_name(spans, WORKFLOW))
+    assert attr.STAGE not in attrs(generation)
+
+
+# -- persona switches ------------------------------------------------------------------------
+def test_persona_switches_between_stages(
+    tracer: WorkflowTracer, registry: CollectorRegistry
+) -> None:
+    with tracer:
+        for stage, persona in [
+            ("design", "backend-engineer"),
+            ("implement", "backend-engineer"),
+            ("tests", "testing-specialist"),
+            ("fix", "backend-engineer"),
+            ("deploy", "devops-engineer"),
+        ]:
+            with tracer.stage(stage, persona):
+                pass
+    assert switches(registry, "backend-engineer", "testing-specialist") == 1
+    assert switches(registry, "testing-specialist", "backend-engineer") == 1
+    assert switches(registry, "backend-engineer", "devops-engineer") == 1
+    assert switches(registry, "backend-engineer", "backend-engineer") is None
+    assert all_switches(registry) == 3
+
+
+def test_consecutive_stages_of_one_persona_switch_nothing(
+    tracer: WorkflowTracer, registry: CollectorRegistry
+) -> None:
+    with tracer:
+        for stage in ("one", "two", "three"):
+            with tracer.stage(stage, "backend-engineer"):
+                pass
+    assert all_switches(registry) == 0
+    for stage in ("one", "two", "three"):
+        assert gate(registry, stage, "passed") == 1
+
+
+# -- failures --------------------------------------------------------------------------------
+def test_failing_stage_leaving_the_workflow(
+    tracer: WorkflowTracer,
+    langfuse: LangfuseIntegration,
+    exporter: InMemorySpanExporter,
+    registry: CollectorRegistry,
+) -> None:
+    error = RuntimeError("tests are red")
+    with pytest.raises(RuntimeError) as raised, tracer:
+        with tracer.stage("design", "backend-engineer"):
+            pass
+        with tracer.stage("tests", "testing-specialist"):
+            raise error
+    assert raised.value is error
+    spans = finished(langfuse, exporter)
+    stage = by_name(spans, "tests")
+    assert stage.status.status_code is StatusCode.ERROR
+    assert attrs(stage)[attr.LEVEL] == "ERROR"
+    assert attrs(stage)[attr.STATUS_MESSAGE] == "tests are red"
+    events = [event for event in stage.events if event.name == "exception"]
+    assert len(events) == 1
+    event_attrs = dict(events[0].attributes or {})
+    assert event_attrs["exception.type"] == "RuntimeError"
+    assert event_attrs["exception.message"] == "tests are red"
+
+    design = by_name(spans, "design")
+    assert design.status.status_code is not StatusCode.ERROR
+    assert attr.LEVEL not in attrs(design)
+
+    root = by_name(spans, WORKFLOW)
+    assert root.status.status_code is StatusCode.ERROR
+    assert attrs(root)[attr.LEVEL] == "ERROR"
+    assert attrs(root)[attr.TRACE_STATUS] == "error"
+
+    assert gate(registry, "tests", "failed") == 1
+    assert gate(registry, "tests", "passed") is None
+    assert gate(registry, "design", "passed") == 1
+
+
+async def test_failing_async_stage_reraises_unchanged(
+    tracer: WorkflowTracer,
+    langfuse: LangfuseIntegration,
+    exporter: InMemorySpanExporter,
+    registry: CollectorRegistry,
+) -> None:
+    class DeployError(Exception):
+        pass
+
+    error = DeployError("registry unreachable")
+    with pytest.raises(DeployError) as raised:
+        async with tracer, tracer.stage("deploy", "devops-engineer"):
+            raise error
+    assert raised.value is error
+    spans = finished(langfuse, exporter)
+    stage = by_name(spans, "deploy")
+    assert stage.status.status_code is StatusCode.ERROR
+    assert any(event.name == "exception" for event in stage.events)
+    assert by_name(spans, WORKFLOW).status.status_code is StatusCode.ERROR
+    assert gate(registry, "deploy", "failed") == 1
+
+
+def test_stage_failure_caught_inside_the_workflow_leaves_the_root_ok(
+    tracer: WorkflowTracer,
+    langfuse: LangfuseIntegration,
+    exporter: InMemorySpanExporter,
+    registry: CollectorRegistry,
+) -> None:
+    with tracer:
+        try:
+            with tracer.stage("flaky", "backend-engineer"):
+                raise TimeoutError("slow tool")
+        except TimeoutError:
+            pass
+        with tracer.stage("retry", "backend-engineer"):
+            pass
+    spans = finished(langfuse, exporter)
+    assert by_name(spans, "flaky").status.status_code is StatusCode.ERROR
+    root = by_name(spans, WORKFLOW)
+    assert root.status.status_code is not StatusCode.ERROR
+    assert attrs(root)[attr.TRACE_STATUS] == "success"
+    assert gate(registry, "flaky", "failed") == 1
+    assert gate(registry, "retry", "passed") == 1
+
+
+def test_stage_passed_false_fails_the_gate_without_an_exception(
+    tracer: WorkflowTracer,
+    langfuse: LangfuseIntegration,
+    exporter: InMemorySpanExporter,
+    registry: CollectorRegistry,
+) -> None:
+    with tracer:
+        with tracer.stage("review", "testing-specialist") as stage:
+            stage.passed = False
+        with tracer.stage("merge", "backend-engineer"):
+            pass
+    assert gate(registry, "review", "failed") == 1
+    assert gate(registry, "review", "passed") is None
+    assert gate(registry, "merge", "passed") == 1
+    spans = finished(langfuse, exporter)
+    review = by_name(spans, "review")
+    assert not [event for event in review.events if event.name == "exception"]
+
+
+def test_stage_durations_are_observed(
+    tracer: WorkflowTracer, registry: CollectorRegistry, metrics: PersonaMetricsCollector
+) -> None:
+    with tracer:
+        with tracer.stage("slow", "backend-engineer"):
+            time.sleep(0.05)
+        with tracer.stage("slow", "backend-engineer"):
+            time.sleep(0.05)
+        with tracer.stage("quick", "devops-engineer"):
+            pass
+    name = "hypertool_workflow_stage_duration_seconds"
+    slow = {"workflow": WORKFLOW, "stage": "slow", "persona": "backend-engineer"}
+    quick = {"workflow": WORKFLOW, "stage": "quick", "persona": "devops-engineer"}
+    assert registry.get_sample_value(f"{name}_count", slow) == 2
+    assert registry.get_sample_value(f"{name}_count", quick) == 1
+    slow_sum = registry.get_sample_value(f"{name}_sum", slow)
+    assert slow_sum is not None and 0.1 <= slow_sum < 5
+    persona = {"persona": "backend-engineer", "chatmode": CHATMODE}
+    assert registry.get_sample_value("hypertool_persona_duration_seconds_count", persona) == 2

@@ -31,7 +31,7 @@ from hypertool.instrumentation import (
     get_langfuse_integration,
     observe_llm,
 )
-from loopback import STATUS_ERROR, LoopbackOTLP, ReceivedRequest, SpanRecord
+from support.loopback import STATUS_ERROR, LoopbackOTLP, ReceivedRequest, SpanRecord
 
 TRACES_PATH = "/api/public/otel/v1/traces"
 LOGGER = "hypertool.instrumentation"

@@ -32,7 +32,7 @@ from prometheus_client import CollectorRegistry
 
 from hypertool.instrumentation import LangfuseIntegration, ObservableLLM
 from hypertool.instrumentation.store import StoreError, StoreExporter, TraceStore
-from loopback import LoopbackOTLP
+from support.loopback import LoopbackOTLP
 
 REFUSED = "refused"
 MODES: tuple[int | str, ...] = (200, 500, 401, 429, 503, REFUSED, "hang", "slow")

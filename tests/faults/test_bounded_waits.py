@@ -21,8 +21,9 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
-from hypertool.instrumentation import LangfuseIntegration, ObservableLLM, _delivery
-from hypertool.instrumentation._deferred import DeferredWork
+from hypertool.instrumentation import LangfuseIntegration, ObservableLLM
+from hypertool.instrumentation.export import delivery as _delivery
+from hypertool.instrumentation.recording.deferred import DeferredWork
 
 DROPPED = "hypertool_export_dropped_spans_total"
 

@@ -15,7 +15,7 @@ import pytest
 
 from faults.scenario import run_child
 from hypertool.instrumentation.store import TraceStore
-from loopback import LoopbackOTLP
+from support.loopback import LoopbackOTLP
 
 CALLS = 5000
 SCHEDULING_SLACK_S = 0.3

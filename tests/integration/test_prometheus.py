@@ -15,7 +15,7 @@ import pytest
 
 from hypertool.instrumentation.dashboards import DASHBOARDS
 from hypertool.instrumentation.personas import builtin_personas
-from tests.prometheus_server import Prometheus, free_port, require
+from support.prometheus_server import Prometheus, free_port, require
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"

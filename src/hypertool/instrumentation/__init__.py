@@ -11,22 +11,22 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hypertool.instrumentation._config import ConfigError
-    from hypertool.instrumentation._records import GenerationRecord
-    from hypertool.instrumentation._usage import Usage
     from hypertool.instrumentation.budget import BudgetExceededError, BudgetLedger, BudgetStatus
-    from hypertool.instrumentation.contexts import (
-        GenerationContext,
-        SpanContext,
-        TraceContext,
-        bind_context,
-    )
-    from hypertool.instrumentation.langfuse_integration import (
+    from hypertool.instrumentation.integration import (
         LangfuseIntegration,
         get_langfuse_integration,
         reset_langfuse_integration,
         set_langfuse_integration,
     )
     from hypertool.instrumentation.metrics import PersonaMetricsCollector, start_metrics_server
+    from hypertool.instrumentation.model.handles import (
+        GenerationContext,
+        SpanContext,
+        TraceContext,
+        bind_context,
+    )
+    from hypertool.instrumentation.model.records import GenerationRecord
+    from hypertool.instrumentation.model.usage import Usage
     from hypertool.instrumentation.observable import ObservableLLM, observe_llm
     from hypertool.instrumentation.personas import (
         Persona,
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
         load_personas,
     )
     from hypertool.instrumentation.pricing import Cost, ModelPrice, PriceTable
-    from hypertool.instrumentation.workflow_tracing import Stage, WorkflowTracer
+    from hypertool.instrumentation.workflow import Stage, WorkflowTracer
 
 _MODULES: dict[str, str] = {
     "BudgetExceededError": "hypertool.instrumentation.budget",
@@ -45,9 +45,9 @@ _MODULES: dict[str, str] = {
     "BudgetStatus": "hypertool.instrumentation.budget",
     "ConfigError": "hypertool.instrumentation._config",
     "Cost": "hypertool.instrumentation.pricing",
-    "GenerationContext": "hypertool.instrumentation.contexts",
-    "GenerationRecord": "hypertool.instrumentation._records",
-    "LangfuseIntegration": "hypertool.instrumentation.langfuse_integration",
+    "GenerationContext": "hypertool.instrumentation.model.handles",
+    "GenerationRecord": "hypertool.instrumentation.model.records",
+    "LangfuseIntegration": "hypertool.instrumentation.integration",
     "ModelPrice": "hypertool.instrumentation.pricing",
     "ObservableLLM": "hypertool.instrumentation.observable",
     "Persona": "hypertool.instrumentation.personas",
@@ -55,19 +55,19 @@ _MODULES: dict[str, str] = {
     "PersonaMetricsCollector": "hypertool.instrumentation.metrics",
     "PersonaRegistry": "hypertool.instrumentation.personas",
     "PriceTable": "hypertool.instrumentation.pricing",
-    "SpanContext": "hypertool.instrumentation.contexts",
-    "Stage": "hypertool.instrumentation.workflow_tracing",
-    "TraceContext": "hypertool.instrumentation.contexts",
-    "Usage": "hypertool.instrumentation._usage",
-    "WorkflowTracer": "hypertool.instrumentation.workflow_tracing",
-    "bind_context": "hypertool.instrumentation.contexts",
+    "SpanContext": "hypertool.instrumentation.model.handles",
+    "Stage": "hypertool.instrumentation.workflow",
+    "TraceContext": "hypertool.instrumentation.model.handles",
+    "Usage": "hypertool.instrumentation.model.usage",
+    "WorkflowTracer": "hypertool.instrumentation.workflow",
+    "bind_context": "hypertool.instrumentation.model.handles",
     "builtin_personas": "hypertool.instrumentation.personas",
     "canonical_name": "hypertool.instrumentation.personas",
-    "get_langfuse_integration": "hypertool.instrumentation.langfuse_integration",
+    "get_langfuse_integration": "hypertool.instrumentation.integration",
     "load_personas": "hypertool.instrumentation.personas",
     "observe_llm": "hypertool.instrumentation.observable",
-    "reset_langfuse_integration": "hypertool.instrumentation.langfuse_integration",
-    "set_langfuse_integration": "hypertool.instrumentation.langfuse_integration",
+    "reset_langfuse_integration": "hypertool.instrumentation.integration",
+    "set_langfuse_integration": "hypertool.instrumentation.integration",
     "start_metrics_server": "hypertool.instrumentation.metrics",
 }
 

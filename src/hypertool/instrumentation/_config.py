@@ -1,13 +1,17 @@
 """Settings: argument > environment > ``.env`` in the working directory > default.
 
-Read when an object is built, never at import. Each environment variable is one constant here,
-and every bad value raises :class:`ConfigError` naming the variable.
+The one owner of configuration: every environment variable the package reads is a constant
+here and is read by :func:`load_settings` over one merge of the environment and ``.env``
+(:func:`environment`), when an object is built, never at import. Every bad value raises
+:class:`ConfigError` naming the variable (or argument).
 """
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dotenv import dotenv_values
@@ -26,12 +30,34 @@ HYPERTOOL_PERSONAS_DIR = "HYPERTOOL_PERSONAS_DIR"
 HYPERTOOL_PRICES = "HYPERTOOL_PRICES"
 HYPERTOOL_BUDGET_PERIOD = "HYPERTOOL_BUDGET_PERIOD"
 HYPERTOOL_BUDGET_POLICY = "HYPERTOOL_BUDGET_POLICY"
+HYPERTOOL_STORE = "HYPERTOOL_STORE"
+HYPERTOOL_STORE_RETENTION_DAYS = "HYPERTOOL_STORE_RETENTION_DAYS"
+HYPERTOOL_STORE_MAX_FIELD_CHARS = "HYPERTOOL_STORE_MAX_FIELD_CHARS"
+OTEL_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+OTEL_TRACES_ENDPOINT = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+OTEL_HEADERS = "OTEL_EXPORTER_OTLP_HEADERS"
+OTEL_TRACES_HEADERS = "OTEL_EXPORTER_OTLP_TRACES_HEADERS"
+OTEL_COMPRESSION = "OTEL_EXPORTER_OTLP_COMPRESSION"
+OTEL_TRACES_COMPRESSION = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"
+OTEL_CERTIFICATE = "OTEL_EXPORTER_OTLP_CERTIFICATE"
+OTEL_TRACES_CERTIFICATE = "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE"
+OTEL_CLIENT_KEY = "OTEL_EXPORTER_OTLP_CLIENT_KEY"
+OTEL_TRACES_CLIENT_KEY = "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY"
+OTEL_CLIENT_CERTIFICATE = "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"
+OTEL_TRACES_CLIENT_CERTIFICATE = "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE"
 
 DEFAULT_HOST = "https://cloud.langfuse.com"
 DEFAULT_EXPORT_TIMEOUT = 5.0
 DEFAULT_EXIT_TIMEOUT = 2.0
 DEFAULT_QUEUE_SIZE = 10_000
 DEFAULT_MAX_FIELD_CHARS = 100_000
+"""Characters of a prompt or completion kept on a span (every sink)."""
+DEFAULT_STORE_MAX_FIELD_CHARS = 20_000
+"""Characters of a prompt or completion kept in the local store (a smaller file)."""
+DEFAULT_RETENTION_DAYS = 30.0
+STORE_OFF = "off"
+BUDGET_PERIODS = ("session", "day", "month")
+BUDGET_POLICIES = ("warn", "block")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -41,7 +67,7 @@ class ConfigError(ValueError):
     """A configuration value is invalid; the message names the variable or argument."""
 
 
-def _environment() -> dict[str, str]:
+def environment() -> dict[str, str]:
     """Environment values, with a ``.env`` in the working directory filling the gaps."""
     merged: dict[str, str] = {}
     dotenv = Path.cwd() / ".env"
@@ -51,7 +77,7 @@ def _environment() -> dict[str, str]:
     return merged
 
 
-def _pick(argument: str | None, env: dict[str, str], name: str) -> str | None:
+def _pick(argument: str | None, env: Mapping[str, str], name: str) -> str | None:
     if argument is not None and argument != "":
         return argument
     value = env.get(name, "").strip()
@@ -59,7 +85,7 @@ def _pick(argument: str | None, env: dict[str, str], name: str) -> str | None:
 
 
 def _bool(raw: str | None, name: str, default: bool) -> bool:
-    if raw is None:
+    if raw is None or not raw.strip():
         return default
     lowered = raw.strip().lower()
     if lowered in _TRUE:
@@ -76,18 +102,18 @@ def _positive(raw: str | float | None, name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if not value > 0:
-        raise ConfigError(f"{name}={raw!r} must be greater than 0")
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"{name}={raw!r} must be a number greater than 0")
     return value
 
 
 def _setting(
-    argument: float | None, argument_name: str, env: dict[str, str], name: str, default: float
+    argument: float | None, argument_name: str, env: Mapping[str, str], name: str, default: float
 ) -> float:
     """A positive number: the argument if given, else the variable ``name``, else default."""
     if argument is not None:
         return _positive(argument, argument_name, default)
-    return _positive(env.get(name), name, default)
+    return _positive(env.get(name, "").strip(), name, default)
 
 
 def _count(value: float, name: str) -> int:
@@ -96,7 +122,20 @@ def _count(value: float, name: str) -> int:
     return int(value)
 
 
-def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
+def _at_least(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not (math.isfinite(value) and value >= minimum):
+        raise ConfigError(f"{name}={raw!r} must be a number of at least {minimum:g}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     raw = env.get(name, "").strip().lower()
     if not raw:
         return choices[0]
@@ -112,36 +151,126 @@ def mask_secret(secret: str | None) -> str:
     return f"{secret[:8]}…"
 
 
+def default_store_path() -> Path:
+    """``traces.db`` in the per-user data directory (``platformdirs``)."""
+    import platformdirs  # only when the default is needed
+
+    return Path(platformdirs.user_data_dir("hypertool", appauthor=False)) / "traces.db"
+
+
+def store_path(env: Mapping[str, str]) -> Path | None:
+    """Where the store is: ``HYPERTOOL_STORE`` (made absolute now, so a later ``os.chdir``
+    does not move it), or the default path; None when it is ``off``.
+    """
+    raw = env.get(HYPERTOOL_STORE, "").strip()
+    if not raw:
+        return default_store_path()
+    if raw.lower() == STORE_OFF:
+        return None
+    return Path(os.path.abspath(Path(raw).expanduser()))
+
+
+@dataclass(frozen=True, repr=False)
+class OtlpSettings:
+    """Where the ``otlp`` sink sends spans, from the standard ``OTEL_EXPORTER_OTLP_*``
+    variables (the traces-specific ones win over the general ones).
+    """
+
+    endpoint: str
+    headers: dict[str, str] = field(default_factory=dict)
+    compression: str | None = None
+    certificate: str | None = None
+    client_key: str | None = None
+    client_certificate: str | None = None
+
+    def __repr__(self) -> str:
+        # Header values are credentials (``authorization=Bearer …``): names only.
+        return f"OtlpSettings(endpoint={self.endpoint!r}, headers={sorted(self.headers)})"
+
+
+def _otlp_headers(raw: str | None) -> dict[str, str]:
+    if not raw:
+        return {}
+    from urllib.parse import unquote
+
+    headers: dict[str, str] = {}
+    for pair in raw.split(","):
+        name, sep, value = pair.partition("=")
+        if sep and name.strip():
+            headers[unquote(name.strip()).lower()] = unquote(value.strip())
+    return headers
+
+
+def otlp_settings(env: Mapping[str, str]) -> OtlpSettings | None:
+    """The ``otlp`` sink's settings, or None when no endpoint variable names a collector."""
+    traces = env.get(OTEL_TRACES_ENDPOINT, "").strip()
+    general = env.get(OTEL_ENDPOINT, "").strip()
+    if not (traces or general):
+        return None
+    endpoint = traces or f"{general.rstrip('/')}/v1/traces"
+
+    def either(specific: str, generic: str) -> str | None:
+        return _pick(None, env, specific) or _pick(None, env, generic)
+
+    compression = either(OTEL_TRACES_COMPRESSION, OTEL_COMPRESSION)
+    if compression is not None and compression.lower() not in ("gzip", "deflate", "none"):
+        raise ConfigError(f"{OTEL_COMPRESSION}={compression!r} must be gzip, deflate or none")
+    return OtlpSettings(
+        endpoint=endpoint,
+        headers=_otlp_headers(either(OTEL_TRACES_HEADERS, OTEL_HEADERS)),
+        compression=compression.lower() if compression else None,
+        certificate=either(OTEL_TRACES_CERTIFICATE, OTEL_CERTIFICATE),
+        client_key=either(OTEL_TRACES_CLIENT_KEY, OTEL_CLIENT_KEY),
+        client_certificate=either(OTEL_TRACES_CLIENT_CERTIFICATE, OTEL_CLIENT_CERTIFICATE),
+    )
+
+
 @dataclass(frozen=True, repr=False)
 class Settings:
-    """Resolved settings for one :class:`LangfuseIntegration`."""
+    """Resolved settings for one :class:`LangfuseIntegration` (and the CLI)."""
 
     public_key: str | None
     secret_key: str | None
     host: str
-    debug: bool
-    project_id: str | None
-    export_timeout: float
-    exit_timeout: float
-    queue_size: int
-    max_field_chars: int
-    console: bool
+    debug: bool = False
+    project_id: str | None = None
+    export_timeout: float = DEFAULT_EXPORT_TIMEOUT
+    exit_timeout: float = DEFAULT_EXIT_TIMEOUT
+    queue_size: int = DEFAULT_QUEUE_SIZE
+    max_field_chars: int = DEFAULT_MAX_FIELD_CHARS
+    console: bool = False
     personas_dir: str | None = None
     prices_file: str | None = None
     budget_period: str = "session"
     budget_policy: str = "warn"
+    budget_period_set: bool = False
+    store_path: Path | None = None
+    store_path_set: bool = False
+    store_retention_days: float = DEFAULT_RETENTION_DAYS
+    store_max_field_chars: int = DEFAULT_STORE_MAX_FIELD_CHARS
+    otlp: OtlpSettings | None = None
 
     @property
     def langfuse_configured(self) -> bool:
         """Both Langfuse keys are present."""
         return bool(self.public_key and self.secret_key)
 
+    def sinks(self) -> dict[str, bool]:
+        """Which built-in sinks these settings turn on (the integration and ``doctor`` agree)."""
+        return {
+            "langfuse": self.langfuse_configured,
+            "otlp": self.otlp is not None,
+            "console": self.console,
+            "store": self.store_path is not None,
+        }
+
     def __repr__(self) -> str:
         return (
             f"Settings(public_key={self.public_key!r}, "
             f"secret_key={mask_secret(self.secret_key)!r}, "
             f"host={self.host!r}, debug={self.debug}, export_timeout={self.export_timeout}, "
-            f"exit_timeout={self.exit_timeout}, queue_size={self.queue_size})"
+            f"exit_timeout={self.exit_timeout}, queue_size={self.queue_size}, "
+            f"store_path={self.store_path!r}, otlp={self.otlp!r})"
         )
 
 
@@ -155,14 +284,26 @@ def load_settings(
     export_timeout: float | None = None,
     exit_timeout: float | None = None,
     queue_size: int | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Settings:
     """Resolve settings: argument > environment > ``.env`` > default.
+
+    Args:
+        public_key: ``LANGFUSE_PUBLIC_KEY``.
+        secret_key: ``LANGFUSE_SECRET_KEY``.
+        host: ``LANGFUSE_HOST``.
+        debug: ``LANGFUSE_DEBUG``.
+        project_id: ``LANGFUSE_PROJECT_ID``.
+        export_timeout: ``HYPERTOOL_EXPORT_TIMEOUT``.
+        exit_timeout: ``HYPERTOOL_EXIT_TIMEOUT``.
+        queue_size: ``HYPERTOOL_QUEUE_SIZE``.
+        env: Variables to read instead of the environment merged with ``.env``.
 
     Raises:
         ConfigError: a value is malformed; the message names the variable.
 
     """
-    env = _environment()
+    env = environment() if env is None else env
     resolved_host = (_pick(host, env, LANGFUSE_HOST) or DEFAULT_HOST).rstrip("/")
     if not resolved_host.startswith(("http://", "https://")):
         raise ConfigError(f"{LANGFUSE_HOST}={resolved_host!r} must start with http:// or https://")
@@ -189,6 +330,16 @@ def load_settings(
         console=_bool(env.get(HYPERTOOL_CONSOLE), HYPERTOOL_CONSOLE, False),
         personas_dir=_pick(None, env, HYPERTOOL_PERSONAS_DIR),
         prices_file=_pick(None, env, HYPERTOOL_PRICES),
-        budget_period=_choice(env, HYPERTOOL_BUDGET_PERIOD, ("session", "day", "month")),
-        budget_policy=_choice(env, HYPERTOOL_BUDGET_POLICY, ("warn", "block")),
+        budget_period=_choice(env, HYPERTOOL_BUDGET_PERIOD, BUDGET_PERIODS),
+        budget_policy=_choice(env, HYPERTOOL_BUDGET_POLICY, BUDGET_POLICIES),
+        budget_period_set=bool(env.get(HYPERTOOL_BUDGET_PERIOD, "").strip()),
+        store_path=store_path(env),
+        store_path_set=bool(env.get(HYPERTOOL_STORE, "").strip()),
+        store_retention_days=_at_least(
+            env, HYPERTOOL_STORE_RETENTION_DAYS, DEFAULT_RETENTION_DAYS, 0
+        ),
+        store_max_field_chars=int(
+            _at_least(env, HYPERTOOL_STORE_MAX_FIELD_CHARS, DEFAULT_STORE_MAX_FIELD_CHARS, 1)
+        ),
+        otlp=otlp_settings(env),
     )

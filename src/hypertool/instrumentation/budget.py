@@ -200,9 +200,16 @@ class BudgetLedger:
         raise BudgetExceededError(name, round(account.cost, 4), cost_budget, "USD")
 
     # -- reading ---------------------------------------------------------------------------
-    def used(self, persona: str) -> int:
-        """Tokens used by ``persona`` this period."""
-        self._sync()
+    def used(self, persona: str, *, sync: bool = True) -> int:
+        """Tokens used by ``persona`` this period.
+
+        Args:
+            persona: The persona.
+            sync: Count the generations still waiting for the recorder thread first.
+
+        """
+        if sync:
+            self._sync()
         with self._lock:
             return self._account(canonical_name(persona)).tokens
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
@@ -12,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.registry import REGISTRY
 
-from hypertool.instrumentation._records import GenerationRecord
 from hypertool.instrumentation.budget import BudgetLedger
+from hypertool.instrumentation.export.drops import dropped_spans_counter
+from hypertool.instrumentation.model.records import GenerationRecord
 from hypertool.instrumentation.personas import PersonaRegistry, builtin_personas, canonical_name
 
 if TYPE_CHECKING:
-    from hypertool.instrumentation.langfuse_integration import LangfuseIntegration
+    from hypertool.instrumentation.integration import LangfuseIntegration
 
 QUALITY_PASSED = "passed"
 QUALITY_FAILED = "failed"
@@ -25,28 +25,6 @@ OTHER = "other"
 DEFAULT_MAX_LABEL_VALUES = 200
 _STAGE_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 _LLM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-
-
-_drop_counters: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
-_drop_counters_lock = threading.Lock()
-
-
-def dropped_spans_counter(registry: CollectorRegistry | None = None) -> Counter:
-    """``hypertool_export_dropped_spans_total{sink}`` in ``registry`` (the default one when
-    None), registered once however many integrations and collectors use it.
-    """
-    registry = registry if registry is not None else REGISTRY
-    with _drop_counters_lock:
-        counter = _drop_counters.get(registry)
-        if counter is None:
-            counter = Counter(
-                "hypertool_export_dropped_spans_total",
-                "Spans a sink could not deliver",
-                ["sink"],
-                registry=registry,
-            )
-            _drop_counters[registry] = counter
-    return counter
 
 
 class _BoundedLabel:
@@ -72,7 +50,8 @@ class PersonaMetricsCollector:
 
     Args:
         registry: Registry to register in; the default registry when None.
-        personas: Persona definitions whose ``tokenBudget`` are the budgets.
+        personas: Persona definitions whose ``tokenBudget`` are the budgets (until
+            :meth:`attach`, which uses the integration's).
         max_label_values: Distinct personas/models/workflows/stages kept per label; further
             values are reported as ``other`` so a bug cannot explode Prometheus.
     """
@@ -86,6 +65,8 @@ class PersonaMetricsCollector:
     ) -> None:
         self.registry = registry if registry is not None else REGISTRY
         self.personas = personas if personas is not None else builtin_personas()
+        # One ledger: this one only until attach() hands over the integration's, so the
+        # remaining-budget gauge follows its period, policy and store history.
         self.budgets = BudgetLedger(self.personas)
         self._attached: set[int] = set()
         self._persona = _BoundedLabel(max_label_values)
@@ -157,34 +138,44 @@ class PersonaMetricsCollector:
         )
         self.dropped_spans = dropped_spans_counter(reg)
         for name in self.personas:
-            self._publish_budget(name)
+            self._publish_budget(name, sync=False)
 
     # -- wiring ----------------------------------------------------------------------------
     def attach(self, integration: LangfuseIntegration) -> PersonaMetricsCollector:
-        """Feed these metrics from every generation and dropped span of ``integration``.
+        """Feed these metrics from every generation and dropped span of ``integration``, and
+        read budgets from its ledger.
 
         Attaching twice to the same integration counts each generation once.
         """
         if id(integration) in self._attached:
             return self
         self._attached.add(id(integration))
+        self.budgets = integration.budgets
+        self.personas = integration.budgets.personas
         integration.add_listener(self.record_generation)
         # The integration already counts its drops in its registry; count here only if ours
         # is another one, so no span is counted twice.
         if integration.pipeline is not None and integration.metrics_registry is not self.registry:
             for processor in integration.pipeline.processors:
                 processor.add_drop_listener(self.record_dropped_spans)
+        for name in self.personas:
+            self._publish_budget(name, sync=False)
         return self
 
     def record_generation(self, record: GenerationRecord) -> None:
-        """Count one generation: request, latency, tokens, budget (and cost when known)."""
+        """Count one generation: request, latency, tokens, cost; publish its persona's budget.
+
+        The ledger already holds the generation (the integration recorded it there first).
+        """
         persona = self._persona(record.persona)
         model = self._model(record.model or "unknown")
         self.llm_requests.labels(persona, model, record.status).inc()
         self.llm_duration.labels(persona, model).observe(max(record.duration_s, 0.0))
-        self.record_token_usage(record.persona, record.usage.total, record.chatmode, record.model)
+        self._count_tokens(record.persona, record.usage.total, record.chatmode, record.model)
         if record.cost_usd is not None:
             self.record_cost(record.persona, record.cost_usd, record.chatmode, record.model)
+        # On the recorder thread: read the ledger as it is, without waiting for the backlog.
+        self._publish_budget(record.persona, sync=False)
 
     def record_dropped_spans(self, sink: str, count: int) -> None:
         """Count spans the ``sink`` could not deliver."""
@@ -202,14 +193,19 @@ class PersonaMetricsCollector:
     def record_token_usage(
         self, persona: str, tokens: int, chatmode: str = "", model: str = "unknown"
     ) -> None:
-        """Count ``tokens`` used by ``persona`` and update its remaining budget."""
+        """Count ``tokens`` used by ``persona`` (recorded in the ledger) and update its
+        remaining budget.
+        """
         name = canonical_name(persona)
-        if tokens > 0:
-            self.tokens_used.labels(
-                self._persona(name), chatmode, self._model(model or "unknown")
-            ).inc(tokens)
+        self._count_tokens(name, tokens, chatmode, model)
         self.budgets.record(name, tokens)
         self._publish_budget(name)
+
+    def _count_tokens(self, persona: str, tokens: int, chatmode: str, model: str) -> None:
+        if tokens > 0:
+            self.tokens_used.labels(
+                self._persona(persona), chatmode, self._model(model or "unknown")
+            ).inc(tokens)
 
     def record_cost(
         self, persona: str, cost_usd: float, chatmode: str = "", model: str = ""
@@ -275,13 +271,13 @@ class PersonaMetricsCollector:
         self.budgets.reset(persona)
         self._publish_budget(canonical_name(persona))
 
-    def _publish_budget(self, persona: str) -> None:
+    def _publish_budget(self, persona: str, *, sync: bool = True) -> None:
         budget = self.budgets.budget(persona)
         if budget is None:
             return
         label = self._persona(persona)
         self.budget_limit.labels(label).set(budget)
-        self.budget_remaining.labels(label).set(budget - self.budgets.used(persona))
+        self.budget_remaining.labels(label).set(budget - self.budgets.used(persona, sync=sync))
 
 
 def start_metrics_server(

@@ -6,7 +6,7 @@ import asyncio
 import zlib
 from typing import Any
 
-from hypertool.instrumentation._usage import estimate_tokens
+from hypertool.instrumentation.model.usage import estimate_tokens
 
 # Output length per persona: how verbose each role's answers are.
 _COMPLETION_TOKENS = {

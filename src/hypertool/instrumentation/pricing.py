@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hypertool.instrumentation._config import HYPERTOOL_PRICES, ConfigError
-from hypertool.instrumentation._usage import Usage
+from hypertool.instrumentation.model.usage import Usage
 
 _MTOK = 1_000_000
 
@@ -201,11 +200,3 @@ def load_prices(path: str | Path) -> dict[str, ModelPrice]:
             inp, out, cached, str(entry.get("date", "")), str(entry.get("source", str(path)))
         )
     return prices
-
-
-def price_table_from_env(environ: Mapping[str, str] | None = None) -> PriceTable:
-    """The built-in prices, with the ``HYPERTOOL_PRICES`` file's entries on top."""
-    env = os.environ if environ is None else environ
-    table = PriceTable()
-    path = env.get(HYPERTOOL_PRICES, "").strip()
-    return table.with_overrides(load_prices(path)) if path else table

@@ -11,14 +11,14 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hypertool.instrumentation.langfuse_integration import (
+from hypertool.instrumentation.integration import (
     LangfuseIntegration,
     get_langfuse_integration,
 )
 from hypertool.instrumentation.metrics import PersonaMetricsCollector
 from hypertool.instrumentation.mock_llm import MockRateLimitError, mock_llm
 from hypertool.instrumentation.observable import ObservableLLM
-from hypertool.instrumentation.workflow_tracing import WorkflowTracer
+from hypertool.instrumentation.workflow import WorkflowTracer
 
 CHATMODE = "package-release"
 WORKFLOW = "package-release-workflow"

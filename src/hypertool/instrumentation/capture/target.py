@@ -1,0 +1,28 @@
+"""What capture hands calls to: the integration, seen through a protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from hypertool.instrumentation.budget import BudgetLedger
+from hypertool.instrumentation.model.handles import GenerationContext
+from hypertool.instrumentation.model.records import GenerationInput
+
+
+class Target(Protocol):
+    """Checks budgets, runs deferred work, records generations (a ``LangfuseIntegration``)."""
+
+    @property
+    def budgets(self) -> BudgetLedger:
+        """The persona budgets checked before each call."""
+
+    def defer(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` soon on the recorder thread."""
+
+    def record(self, generation: GenerationInput) -> GenerationContext:
+        """Record a finished call."""
+
+
+TargetGetter = Callable[[], Target]
+"""The integration a call records with: a given one, or the process default at call time."""

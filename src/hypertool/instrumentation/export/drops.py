@@ -1,0 +1,31 @@
+"""The counter of spans a sink could not deliver, shared by every integration and collector."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter
+
+DROPPED_SPANS = "hypertool_export_dropped_spans_total"
+
+_counters: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def dropped_spans_counter(registry: CollectorRegistry | None = None) -> Counter:
+    """``hypertool_export_dropped_spans_total{sink}`` in ``registry`` (the default one when
+    None), registered once however many integrations and collectors use it.
+    """
+    registry = registry if registry is not None else REGISTRY
+    with _lock:
+        counter = _counters.get(registry)
+        if counter is None:
+            counter = Counter(
+                DROPPED_SPANS,
+                "Spans a sink could not deliver",
+                ["sink"],
+                registry=registry,
+            )
+            _counters[registry] = counter
+    return counter

@@ -1,0 +1,104 @@
+"""One tracer provider per integration, with a delivery processor per sink.
+
+The application's global tracer provider is never touched; an application that wants our spans
+in its own provider passes it in.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.trace import Tracer
+
+from hypertool.instrumentation.export.delivery import DeliveryProcessor, DropListener
+
+logger = logging.getLogger("hypertool.instrumentation")
+
+TRACER_NAME = "hypertool.instrumentation"
+__version__ = "0.1.0"
+
+
+class Pipeline:
+    """A tracer whose finished spans are delivered to every sink.
+
+    Args:
+        exporters: Sink name → exporter.
+        queue_size: Spans each sink holds while its endpoint is slow.
+        exit_timeout: Seconds process exit may wait for delivery.
+        tracer_provider: Use this provider instead of building one (its processors are the
+            application's business; ours are added to it).
+        on_drop: Told of every span a sink could not deliver.
+
+    """
+
+    def __init__(
+        self,
+        exporters: Mapping[str, SpanExporter],
+        *,
+        queue_size: int,
+        exit_timeout: float,
+        tracer_provider: TracerProvider | None = None,
+        on_drop: tuple[DropListener, ...] = (),
+    ) -> None:
+        self.provider = tracer_provider or TracerProvider(
+            resource=Resource.create({"service.name": "hypertool"}), shutdown_on_exit=False
+        )
+        self.processors = [
+            DeliveryProcessor(
+                name,
+                exporter,
+                max_queue_size=queue_size,
+                on_drop=on_drop,
+                # In the application's provider, our sinks take only our spans.
+                only_scope=TRACER_NAME if tracer_provider is not None else None,
+            )
+            for name, exporter in exporters.items()
+        ]
+        for processor in self.processors:
+            self.provider.add_span_processor(processor)
+        self.tracer: Tracer = self.provider.get_tracer(TRACER_NAME, __version__)
+        self.exit_timeout = exit_timeout
+        self._closed = False
+
+    @property
+    def sinks(self) -> list[str]:
+        """Names of the sinks spans are delivered to."""
+        return [processor.sink for processor in self.processors]
+
+    def flush(self, timeout: float) -> bool:
+        """Deliver what is queued; return within ``timeout`` seconds whatever the endpoints do.
+
+        Every sink is flushed at once: a hanging endpoint does not eat the time of the others
+        (the local store keeps what Langfuse cannot take).
+        """
+        deadline = time.monotonic() + max(timeout, 0.0)
+        requests = [(processor, processor.request_flush()) for processor in self.processors]
+        ok = True
+        for processor, done in requests:
+            ok = processor.wait_flushed(done, deadline - time.monotonic()) and ok
+        return ok
+
+    def close(self, timeout: float) -> bool:
+        """Flush for at most ``timeout`` seconds, then stop; undelivered spans are counted."""
+        if self._closed:
+            return True
+        self._closed = True
+        deadline = time.monotonic() + max(timeout, 0.0)
+        requests = [
+            (processor, processor.request_flush() if timeout > 0 else None)
+            for processor in self.processors
+        ]
+        ok = True
+        for processor, done in requests:
+            ok = processor.close(max(deadline - time.monotonic(), 0.0), done) and ok
+        return ok
+
+    def count_dropped(self, count: int) -> None:
+        """Count ``count`` spans lost before reaching any sink (each sink lost them)."""
+        for processor in self.processors:
+            processor.count_dropped(count)

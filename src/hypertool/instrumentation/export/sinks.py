@@ -1,0 +1,166 @@
+"""Exporters for each sink: Langfuse's OTLP endpoint, any OTLP collector, the console.
+
+OpenTelemetry's OTLP/HTTP exporter (with ``requests`` and ``protobuf``) is imported when a sink
+that needs it is built, so importing the package stays light.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
+
+from hypertool.instrumentation._config import OtlpSettings, Settings
+from hypertool.instrumentation._log import logger, warn_once
+from hypertool.instrumentation.export.delivery import EXPORT_THREAD_PREFIX
+
+if TYPE_CHECKING:
+    import requests
+
+LANGFUSE_TRACES_PATH = "/api/public/otel/v1/traces"
+# Ingestion version 4 is what langfuse 5.x sends: user.id etc. are columns of every observation.
+LANGFUSE_INGESTION_VERSION = "4"
+SDK_NAME = "hypertool-instrumentation"
+
+
+def basic_auth(public_key: str, secret_key: str) -> str:
+    """The ``Authorization`` header value of Langfuse's public API."""
+    token = base64.b64encode(f"{public_key}:{secret_key}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+def langfuse_headers(public_key: str, secret_key: str) -> dict[str, str]:
+    """The headers Langfuse's OTel endpoint expects (as langfuse 5.x's own processor sends)."""
+    return {
+        "Authorization": basic_auth(public_key, secret_key),
+        "x-langfuse-sdk-name": SDK_NAME,
+        "x-langfuse-public-key": public_key,
+        "x-langfuse-ingestion-version": LANGFUSE_INGESTION_VERSION,
+    }
+
+
+class _RejectionReporter:
+    """Turns 401/403 answers into one clear message per host instead of one per batch."""
+
+    def __init__(self, host: str) -> None:
+        self._host = host
+        self._reported = False
+        self._lock = threading.Lock()
+        self.last_status: int | None = None
+
+    def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.last_status = response.status_code
+        if response.status_code not in (401, 403):
+            return
+        with self._lock:
+            if self._reported:
+                return
+            self._reported = True
+        logger.error(
+            "Langfuse rejected the keys for %s (HTTP %d): check LANGFUSE_PUBLIC_KEY and "
+            "LANGFUSE_SECRET_KEY; spans for Langfuse are dropped and counted",
+            self._host,
+            response.status_code,
+        )
+
+
+class _OwnExportThreads(logging.Filter):
+    """Hides the OTLP exporter's per-batch failure logs raised on our export threads.
+
+    Our delivery processor counts those spans and reports them once in a while (and a rejected
+    key once per host), so the exporter's one line per batch would only repeat it. Records from
+    any other thread (the application's own OTLP exporters) pass untouched.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.threadName or not record.threadName.startswith(EXPORT_THREAD_PREFIX)
+
+
+_quiet_filter = _OwnExportThreads()
+
+
+def _quiet_exporter_logs() -> None:
+    for name in (
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+        "opentelemetry.exporter.otlp.common.http",
+    ):
+        exporter_logger = logging.getLogger(name)
+        if _quiet_filter not in exporter_logger.filters:
+            exporter_logger.addFilter(_quiet_filter)
+
+
+def langfuse_exporter(settings: Settings) -> SpanExporter:
+    """An OTLP/HTTP exporter speaking Langfuse's ingestion contract (gzip protobuf, basic auth)."""
+    import requests
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    assert settings.public_key and settings.secret_key
+    _quiet_exporter_logs()
+    session = requests.Session()
+    session.hooks["response"].append(_RejectionReporter(settings.host))
+    return OTLPSpanExporter(
+        endpoint=f"{settings.host}{LANGFUSE_TRACES_PATH}",
+        headers=langfuse_headers(settings.public_key, settings.secret_key),
+        timeout=settings.export_timeout,
+        compression=Compression.Gzip,
+        session=session,
+    )
+
+
+def otlp_exporter(otlp: OtlpSettings, timeout: float) -> SpanExporter:
+    """An OTLP/HTTP exporter for the collector the ``OTEL_EXPORTER_OTLP_*`` variables name
+    (Jaeger, Tempo, Phoenix, an OpenTelemetry Collector).
+    """
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    _quiet_exporter_logs()
+    compression = {
+        "gzip": Compression.Gzip,
+        "deflate": Compression.Deflate,
+        "none": Compression.NoCompression,
+    }.get(otlp.compression or "none", Compression.NoCompression)
+    return OTLPSpanExporter(
+        endpoint=otlp.endpoint,
+        headers=dict(otlp.headers),
+        timeout=timeout,
+        compression=compression,
+        certificate_file=otlp.certificate,
+        client_key_file=otlp.client_key,
+        client_certificate_file=otlp.client_certificate,
+    )
+
+
+def console_exporter() -> SpanExporter:
+    """Spans printed as JSON on standard output, for debugging."""
+    return ConsoleSpanExporter()
+
+
+def build_sinks(settings: Settings) -> dict[str, SpanExporter]:
+    """The network and console sinks ``settings`` turn on (the store is built by its owner).
+
+    A sink that cannot be built is left off with one warning; nothing raises.
+    """
+    sinks: dict[str, SpanExporter] = {}
+    if settings.langfuse_configured:
+        try:
+            sinks["langfuse"] = langfuse_exporter(settings)
+        except Exception as exc:
+            warn_once(
+                "init-failed",
+                "Failed to initialize Langfuse client for %s: %s; tracing to Langfuse is off",
+                settings.host,
+                exc,
+            )
+    if settings.otlp is not None:
+        try:
+            sinks["otlp"] = otlp_exporter(settings.otlp, settings.export_timeout)
+        except Exception as exc:
+            warn_once("otlp-failed", "OTLP export is off: %s", exc)
+    if settings.console:
+        sinks["console"] = console_exporter()
+    return sinks

@@ -1,0 +1,446 @@
+"""The guide's API: :class:`LangfuseIntegration` and the process default integration.
+
+The integration is the composition root: it builds the settings, the sinks and their delivery
+pipeline (:mod:`~hypertool.instrumentation.export`), the local store
+(:mod:`~hypertool.instrumentation.store`), the recorder thread and recorders
+(:mod:`~hypertool.instrumentation.recording`), and the budget ledger, and lends itself to
+capture (:mod:`~hypertool.instrumentation.capture`) as the target calls are handed to.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, cast
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from hypertool.instrumentation._config import Settings, load_settings, mask_secret
+from hypertool.instrumentation._log import enable_debug_logging, forget_warnings, logger, warn_once
+from hypertool.instrumentation.budget import BudgetLedger, History, Period, Policy
+from hypertool.instrumentation.export.drops import dropped_spans_counter
+from hypertool.instrumentation.export.pipeline import Pipeline
+from hypertool.instrumentation.export.sinks import build_sinks
+from hypertool.instrumentation.masking import MaskFunction, chain
+from hypertool.instrumentation.model.handles import GenerationContext, SpanContext, TraceContext
+from hypertool.instrumentation.model.records import (
+    CallContext,
+    GenerationInput,
+    GenerationListener,
+)
+from hypertool.instrumentation.model.usage import (
+    Usage,
+    estimate_tokens,
+    text_of,
+    usage_from_argument,
+)
+from hypertool.instrumentation.personas import (
+    PersonaRegistry,
+    builtin_personas,
+    canonical_name,
+    load_personas,
+)
+from hypertool.instrumentation.pricing import PriceTable, load_prices
+from hypertool.instrumentation.recording.deferred import DeferredWork
+from hypertool.instrumentation.recording.recorder import Cleaner, GenerationRecorder
+from hypertool.instrumentation.recording.spans import to_ns
+from hypertool.instrumentation.recording.traces import TraceRecorder
+from hypertool.instrumentation.store import StoreError, StoreExporter
+
+
+class LangfuseIntegration:
+    """Persona-aware tracing to Langfuse (and other sinks) over OpenTelemetry.
+
+    Settings come from the arguments, else ``LANGFUSE_*`` / ``HYPERTOOL_*`` environment
+    variables (a ``.env`` in the working directory is read), else defaults. Without keys,
+    Langfuse is off and every method still works, doing nothing visible; one warning is logged
+    per process.
+
+    Args:
+        public_key: Langfuse public key (``LANGFUSE_PUBLIC_KEY``).
+        secret_key: Langfuse secret key (``LANGFUSE_SECRET_KEY``).
+        host: Langfuse URL (``LANGFUSE_HOST``, default ``https://cloud.langfuse.com``).
+        debug: Log debug output of this library to stderr (``LANGFUSE_DEBUG``).
+        project_id: Langfuse project id, for exact trace URLs (``LANGFUSE_PROJECT_ID``).
+        personas: Persona definitions (budgets); the built-in ones, plus the files in
+            ``HYPERTOOL_PERSONAS_DIR``, by default.
+        prices: Model prices; the built-in table plus ``HYPERTOOL_PRICES`` by default.
+        exporters: Extra sinks, name → OpenTelemetry span exporter.
+        tracer_provider: The application's own provider: our spans are made with it, so they
+            also reach the application's processors; our sinks take only our spans from it.
+            By default a provider of our own is built (the global one is never touched).
+        metrics_registry: Prometheus registry where spans a sink could not deliver are counted
+            (``hypertool_export_dropped_spans_total{sink}``); the default registry when None.
+        mask: Applied to prompts, completions, metadata and error messages after the built-in
+            masking of API keys, tokens and passwords, before anything leaves the process.
+        export_timeout: Seconds one export request may take (``HYPERTOOL_EXPORT_TIMEOUT``).
+        exit_timeout: Seconds process exit may wait for delivery (``HYPERTOOL_EXIT_TIMEOUT``).
+        queue_size: Spans held per sink while it is slow (``HYPERTOOL_QUEUE_SIZE``).
+
+    """
+
+    def __init__(
+        self,
+        public_key: str | None = None,
+        secret_key: str | None = None,
+        host: str | None = None,
+        *,
+        debug: bool | None = None,
+        project_id: str | None = None,
+        personas: PersonaRegistry | None = None,
+        prices: PriceTable | None = None,
+        exporters: Mapping[str, SpanExporter] | None = None,
+        mask: MaskFunction | None = None,
+        metrics_registry: CollectorRegistry | None = None,
+        tracer_provider: TracerProvider | None = None,
+        export_timeout: float | None = None,
+        exit_timeout: float | None = None,
+        queue_size: int | None = None,
+    ) -> None:
+        self.settings: Settings = load_settings(
+            public_key=public_key,
+            secret_key=secret_key,
+            host=host,
+            debug=debug,
+            project_id=project_id,
+            export_timeout=export_timeout,
+            exit_timeout=exit_timeout,
+            queue_size=queue_size,
+        )
+        settings = self.settings
+        if settings.debug:
+            enable_debug_logging()
+        if personas is None:
+            personas = builtin_personas()
+            if settings.personas_dir:
+                personas = personas.merged(load_personas(settings.personas_dir))
+        self.personas = personas
+        self.prices = prices if prices is not None else PriceTable()
+        if prices is None and settings.prices_file:
+            self.prices = self.prices.with_overrides(load_prices(settings.prices_file))
+        self.metrics_registry = metrics_registry if metrics_registry is not None else REGISTRY
+        sinks, history = self._build_sinks(exporters or {})
+        self._deferred = DeferredWork(settings.queue_size)
+        self._pipeline: Pipeline | None = (
+            Pipeline(
+                sinks,
+                queue_size=settings.queue_size,
+                exit_timeout=settings.exit_timeout,
+                on_drop=(self._count_dropped,),
+                tracer_provider=tracer_provider,
+            )
+            if sinks
+            else None
+        )
+        tracer = self._pipeline.tracer if self._pipeline else None
+        self.budgets = BudgetLedger(
+            personas,
+            period=cast(Period, settings.budget_period),
+            policy=cast(Policy, settings.budget_policy),
+            history=history,
+            sync=self.drain,
+        )
+        clean = Cleaner(chain(mask), settings.max_field_chars)
+        self._generations = GenerationRecorder(tracer, self.prices, self.budgets, clean)
+        self._traces = TraceRecorder(tracer, clean, self, self.trace_url)
+        ref = weakref.ref(self)
+        # Weakly referenced: a bound method would keep every integration alive until exit.
+        self._atexit = lambda: (i := ref()) is not None and i.shutdown()
+        atexit.register(self._atexit)
+
+    def _build_sinks(
+        self, exporters: Mapping[str, SpanExporter]
+    ) -> tuple[dict[str, SpanExporter], History | None]:
+        """The sinks from the settings and ``exporters``, and the store's usage history."""
+        settings = self.settings
+        sinks = build_sinks(settings)
+        self.enabled = "langfuse" in sinks
+        history = None
+        if "store" not in exporters and settings.store_path is not None:
+            try:
+                store = StoreExporter(
+                    settings.store_path,
+                    retention_days=settings.store_retention_days,
+                    max_field_chars=settings.store_max_field_chars,
+                )
+                sinks["store"] = store
+                history = store.usage_since
+            except (StoreError, OSError) as exc:
+                warn_once("store-failed", "the local trace store is off: %s", exc)
+        sinks.update(exporters)
+        if not settings.langfuse_configured:
+            warn_once(
+                "not-configured",
+                "Langfuse not configured (LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY unset): "
+                "tracing to Langfuse is off (other sinks: %s)",
+                ", ".join(sorted(sinks)) or "none",
+            )
+        return sinks, history
+
+    # -- properties ------------------------------------------------------------------------
+    @property
+    def host(self) -> str:
+        """The Langfuse host traces go to."""
+        return self.settings.host
+
+    @property
+    def recording(self) -> bool:
+        """True when at least one sink receives spans."""
+        return self._pipeline is not None
+
+    @property
+    def sinks(self) -> list[str]:
+        """Names of the sinks spans go to."""
+        return self._pipeline.sinks if self._pipeline else []
+
+    @property
+    def pipeline(self) -> Pipeline | None:
+        """The span pipeline (None when no sink is on)."""
+        return self._pipeline
+
+    def __repr__(self) -> str:
+        return (
+            f"LangfuseIntegration(host={self.host!r}, enabled={self.enabled}, "
+            f"public_key={self.settings.public_key!r}, "
+            f"secret_key={mask_secret(self.settings.secret_key)!r}, sinks={self.sinks})"
+        )
+
+    def _count_dropped(self, sink: str, count: int) -> None:
+        dropped_spans_counter(self.metrics_registry).labels(sink).inc(count)
+
+    def add_listener(self, listener: GenerationListener) -> None:
+        """Tell ``listener`` of every generation recorded from now on (metrics, stores)."""
+        self._generations.listeners.append(listener)
+
+    def remove_listener(self, listener: GenerationListener) -> None:
+        """Stop telling ``listener`` of generations."""
+        self._generations.listeners.remove(listener)
+
+    def trace_url(self, trace_id: str) -> str | None:
+        """The trace's page in the Langfuse UI, built without a network call."""
+        if not self.enabled:
+            return None
+        if self.settings.project_id:
+            return f"{self.host}/project/{self.settings.project_id}/traces/{trace_id}"
+        # Langfuse redirects /trace/<id> to the trace's project page.
+        return f"{self.host}/trace/{trace_id}"
+
+    # -- traces and spans ------------------------------------------------------------------
+    def start_trace(
+        self,
+        name: str,
+        persona: str,
+        chatmode: str = "",
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        session_id: str | None = None,
+        tags: list[str] | None = None,
+    ) -> TraceContext:
+        """Start a trace whose Langfuse user is ``persona``; the chatmode is a tag and metadata."""
+        try:
+            return self._traces.start_trace(name, persona, chatmode, metadata, session_id, tags)
+        except Exception:
+            logger.debug("start_trace failed", exc_info=True)
+            return self._traces.dead_trace(name, persona, chatmode, metadata)
+
+    def end_trace(
+        self,
+        trace: TraceContext,
+        status: str = "success",
+        *,
+        error: BaseException | str | None = None,
+        output: Any = None,
+    ) -> None:
+        """End the trace and the spans still open in it; no network I/O happens here.
+
+        ``status="error"`` marks the trace ERROR with ``error`` (or a generic message).
+        """
+        try:
+            if not trace.ended:
+                self._traces.end_trace(trace, status, error, output)
+        except Exception:
+            logger.debug("end_trace failed", exc_info=True)
+
+    def start_span(
+        self,
+        trace: TraceContext,
+        name: str,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        persona: str | None = None,
+        parent: SpanContext | None = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> SpanContext:
+        """Start a span under ``trace`` (or under ``parent``); end it or use it with ``with``.
+
+        With ``persona``, calls made inside the span are that persona's (unless a call names
+        its own); without, the span is the trace's persona's.
+        """
+        return self._traces.start_span(trace, name, metadata, persona, parent, attributes)
+
+    def end_span(
+        self,
+        span: SpanContext,
+        *,
+        status: str = "success",
+        error: BaseException | str | None = None,
+    ) -> None:
+        """End ``span`` (idempotent); ``status="error"`` marks it ERROR."""
+        try:
+            self._traces.end_span(span, status, error)
+        except Exception:
+            logger.debug("end_span failed", exc_info=True)
+
+    # -- generations -----------------------------------------------------------------------
+    def create_generation(
+        self,
+        trace: TraceContext,
+        name: str,
+        model: str,
+        prompt: Any,
+        completion: Any,
+        usage: Mapping[str, Any] | Usage | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        parent: SpanContext | None = None,
+        persona: str | None = None,
+        start_time: datetime | float | None = None,
+        end_time: datetime | float | None = None,
+        model_parameters: Mapping[str, Any] | None = None,
+        error: BaseException | str | None = None,
+    ) -> GenerationContext:
+        """Record one LLM call in ``trace`` (under ``parent`` when given).
+
+        ``usage`` may be in OpenAI form (``prompt_tokens``/``completion_tokens``) or Langfuse
+        form (``input``/``output``); without it tokens are estimated and marked so. Times are
+        datetimes or epoch seconds; without them the call is recorded as ending now. The
+        persona is ``persona``, else the parent span's, else the trace's.
+        """
+        try:
+            persona_name = (
+                canonical_name(persona)
+                if persona
+                else (parent.persona if parent is not None else trace.persona)
+            )
+            prompt_text = text_of(prompt)
+            completion_text = "" if completion is None else text_of(completion)
+            resolved = usage_from_argument(usage) or Usage(
+                estimate_tokens(prompt_text), estimate_tokens(completion_text), True
+            )
+            end_ns = to_ns(end_time) or time.time_ns()
+            start_ns = to_ns(start_time) or end_ns
+            workflow = stage = ""
+            if parent is not None:
+                workflow = str(parent.metadata.get("workflow", ""))
+                stage = str(parent.metadata.get("stage", ""))
+            return self.record(
+                GenerationInput(
+                    context=CallContext(
+                        trace, parent, persona_name, trace.chatmode, workflow, stage
+                    ),
+                    name=name,
+                    model=model,
+                    prompt=prompt_text,
+                    completion=completion_text,
+                    usage=resolved,
+                    start_ns=start_ns,
+                    end_ns=end_ns,
+                    error=error,
+                    metadata=metadata,
+                    model_parameters=model_parameters,
+                )
+            )
+        except Exception:
+            logger.debug("create_generation failed", exc_info=True)
+            return GenerationContext("", trace.trace_id, name, model, trace.persona, Usage(), 0.0)
+
+    def record(self, generation: GenerationInput) -> GenerationContext:
+        """Record a finished call (the one path every way of recording a generation takes)."""
+        return self._generations.record(generation)
+
+    # -- deferred recording ----------------------------------------------------------------
+    def defer(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` soon on the recording thread (now, when the queue is full).
+
+        Instrumented calls hand their outcome over here, so extracting usage and building spans
+        never happens on the caller's path. Reads of budgets, :meth:`flush` and process exit
+        process what is pending first, so nothing recorded is missed.
+        """
+        self._deferred.defer(fn, *args)
+
+    def drain(self) -> None:
+        """Record everything handed over so far, in this thread."""
+        self._deferred.drain()
+
+    # -- delivery --------------------------------------------------------------------------
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Send what is pending; returns within ``timeout`` seconds even if the endpoint hangs.
+
+        Returns:
+            True when everything recorded so far reached every sink, and nothing was dropped
+            since the previous flush.
+
+        """
+        deadline = time.monotonic() + max(timeout, 0.0)
+        # Recording what is pending is part of the time allowed: a large backlog must not make
+        # flush() overrun it (what is left is recorded by the recorder thread).
+        recorded = self._deferred.drain(timeout)
+        if self._pipeline is None:
+            return recorded
+        try:
+            return self._pipeline.flush(deadline - time.monotonic()) and recorded
+        except Exception:
+            logger.debug("flush failed", exc_info=True)
+            return False
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Record what is pending and flush, for at most ``timeout`` seconds together (the exit
+        timeout by default), and stop; runs at process exit too. Generations still unrecorded
+        when the time runs out are counted as dropped by every sink.
+        """
+        atexit.unregister(self._atexit)
+        budget = max(self.settings.exit_timeout if timeout is None else timeout, 0.0)
+        deadline = time.monotonic() + budget
+        recorded = self._deferred.drain(budget)
+        left = 0 if recorded else self._deferred.discard()
+        if self._pipeline is None:
+            return recorded
+        self._pipeline.count_dropped(left)
+        return self._pipeline.close(deadline - time.monotonic()) and recorded
+
+
+_default: LangfuseIntegration | None = None
+_default_lock = threading.Lock()
+
+
+def get_langfuse_integration() -> LangfuseIntegration:
+    """The process default integration, built from the environment on first use."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = LangfuseIntegration()
+    return _default
+
+
+def set_langfuse_integration(integration: LangfuseIntegration | None) -> None:
+    """Make ``integration`` the process default (None: build anew from the environment)."""
+    global _default
+    with _default_lock:
+        _default = integration
+
+
+def reset_langfuse_integration() -> None:
+    """Forget the process default and the once-per-process warnings (for tests)."""
+    global _default
+    with _default_lock:
+        previous, _default = _default, None
+    if previous is not None:
+        previous.shutdown(0.0)
+    forget_warnings()

@@ -1,0 +1,208 @@
+"""Handles for traces, spans and generations returned by :class:`LangfuseIntegration`, and
+the trace and span entered with ``with`` in the current thread or task.
+
+A handle links back to what made it through the :class:`Tracing` protocol, so this module
+knows nothing of the integration.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, ParamSpec, Protocol, TypeVar
+
+from opentelemetry import trace as trace_api
+
+from hypertool.instrumentation.model.usage import Usage
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_current: ContextVar[tuple[TraceContext, SpanContext | None] | None] = ContextVar(
+    "hypertool_current", default=None
+)
+
+
+class Tracing(Protocol):
+    """What ends traces and spans (the integration)."""
+
+    def end_trace(
+        self,
+        trace: TraceContext,
+        status: str = "success",
+        *,
+        error: BaseException | str | None = None,
+        output: Any = None,
+    ) -> None:
+        """End ``trace`` and the spans still open in it."""
+
+    def end_span(
+        self,
+        span: SpanContext,
+        *,
+        status: str = "success",
+        error: BaseException | str | None = None,
+    ) -> None:
+        """End ``span``."""
+
+
+def current() -> tuple[TraceContext, SpanContext | None] | None:
+    """The trace (and span) entered with ``with`` in this thread or task, if any."""
+    return _current.get()
+
+
+def bind_context(fn: Callable[P, R]) -> Callable[P, R]:
+    """Make ``fn`` run inside the trace and span entered here, from whatever thread runs it.
+
+    Threads started by ``ThreadPoolExecutor.submit``, ``threading.Thread`` or
+    ``loop.run_in_executor`` do not inherit context variables; wrap the function::
+
+        with langfuse.start_span(trace, "stage"):
+            pool.submit(bind_context(call_llm), prompt)   # a child of "stage"
+
+    The bound function may run in several threads at once.
+    """
+    entered = _current.get()
+
+    @functools.wraps(fn)
+    def bound(*args: P.args, **kwargs: P.kwargs) -> R:
+        token = _current.set(entered)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _current.reset(token)
+
+    return bound
+
+
+@dataclass(eq=False)
+class TraceContext:
+    """A trace: one workflow run or conversation.
+
+    Attributes:
+        trace_id: The 32-hex OpenTelemetry / Langfuse trace id.
+        name: Trace name.
+        persona: Canonical persona (the Langfuse user).
+        chatmode: Task mode.
+        metadata: Metadata given at start.
+        url: Where the trace is in the Langfuse UI (None when Langfuse is not configured).
+        status: ``running`` until ended, then ``success`` or ``error``.
+
+    """
+
+    trace_id: str
+    name: str
+    persona: str
+    chatmode: str
+    metadata: dict[str, Any]
+    url: str | None
+    span: trace_api.Span = field(repr=False)
+    integration: Tracing = field(repr=False)
+    trace_attributes: dict[str, Any] = field(repr=False, default_factory=dict)
+    status: str = "running"
+    _open_spans: list[SpanContext] = field(default_factory=list, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _token: Token[tuple[TraceContext, SpanContext | None] | None] | None = field(
+        default=None, repr=False
+    )
+
+    @property
+    def ended(self) -> bool:
+        """True once :meth:`LangfuseIntegration.end_trace` was called."""
+        return self.status != "running"
+
+    def __enter__(self) -> TraceContext:
+        self._token = _current.set((self, None))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
+        if not self.ended:
+            status = "error" if exc is not None else "success"
+            self.integration.end_trace(self, status=status, error=exc)
+
+
+@dataclass(eq=False)
+class SpanContext:
+    """A span inside a trace: a stage of a workflow.
+
+    Attributes:
+        span_id: 16-hex span id.
+        trace: The trace it belongs to.
+        name: Span name.
+        persona: Persona of the work in this span (the trace's unless one was given).
+        metadata: Metadata given at start.
+        persona_given: True when the span was started with a persona of its own: calls
+            inside it are then that persona's (see :mod:`~hypertool.instrumentation.capture`).
+
+    """
+
+    span_id: str
+    trace: TraceContext
+    name: str
+    persona: str
+    metadata: dict[str, Any]
+    span: trace_api.Span = field(repr=False)
+    ended: bool = False
+    persona_given: bool = False
+    _token: Token[tuple[TraceContext, SpanContext | None] | None] | None = field(
+        default=None, repr=False
+    )
+
+    def end(self, *, status: str = "success", error: BaseException | str | None = None) -> None:
+        """End the span (idempotent)."""
+        self.trace.integration.end_span(self, status=status, error=error)
+
+    def __enter__(self) -> SpanContext:
+        self._token = _current.set((self.trace, self))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
+        self.end(status="error" if exc is not None else "success", error=exc)
+
+
+@dataclass(frozen=True)
+class GenerationContext:
+    """One recorded LLM call.
+
+    Attributes:
+        generation_id: 16-hex span id of the generation ("" when not recorded).
+        trace_id: Trace it belongs to.
+        name: Generation name.
+        model: Model name.
+        persona: Persona that made the call.
+        usage: Token usage.
+        latency_s: Seconds between start and end.
+        error: Error message, or None.
+        cost_usd: Cost in USD; None when the model's price is unknown.
+
+    """
+
+    generation_id: str
+    trace_id: str
+    name: str
+    model: str
+    persona: str
+    usage: Usage
+    latency_s: float
+    error: str | None = None
+    cost_usd: float | None = None

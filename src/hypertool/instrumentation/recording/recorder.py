@@ -1,0 +1,184 @@
+"""② Recording: a :class:`GenerationInput` becomes a generation span, a budget entry and a
+record for the listeners (metrics).
+
+Runs on the recorder thread for instrumented calls (and on the caller's thread for the explicit
+``create_generation``). The integration holds one :class:`GenerationRecorder`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from opentelemetry import trace as trace_api
+from opentelemetry.context import Context
+from opentelemetry.trace import Tracer
+
+from hypertool.instrumentation import semconv as attr
+from hypertool.instrumentation._log import warn_once
+from hypertool.instrumentation.budget import BudgetLedger
+from hypertool.instrumentation.masking import MaskFunction
+from hypertool.instrumentation.model.handles import GenerationContext
+from hypertool.instrumentation.model.records import (
+    GenerationInput,
+    GenerationListener,
+    GenerationRecord,
+)
+from hypertool.instrumentation.model.usage import text_of
+from hypertool.instrumentation.pricing import PriceTable
+from hypertool.instrumentation.recording.spans import finish, iso_time, metadata_attributes
+
+
+class Cleaner:
+    """Masks secrets, then caps the length with a visible marker: what every text sent to a
+    sink goes through.
+    """
+
+    def __init__(self, mask: MaskFunction, max_chars: int) -> None:
+        self._mask = mask
+        self._max_chars = max_chars
+
+    def __call__(self, text: str) -> str:
+        """``text`` masked and capped."""
+        limit = self._max_chars
+        if len(text) <= limit:
+            return self._mask(text)
+        # Mask a little past the cut, so a key straddling it cannot leave half-visible.
+        masked = self._mask(text[: limit + 256])[:limit]
+        return f"{masked}…[truncated {len(text) - limit} chars]"
+
+
+class GenerationRecorder:
+    """Turns finished calls into generation spans, budget entries and listener records.
+
+    Args:
+        tracer: Makes the spans; None when no sink is on (budgets and listeners still run).
+        prices: Prices the usage.
+        budgets: Told of every generation's tokens and cost.
+        clean: Masks and caps every text before it is put on a span.
+
+    """
+
+    def __init__(
+        self,
+        tracer: Tracer | None,
+        prices: PriceTable,
+        budgets: BudgetLedger,
+        clean: Callable[[str], str],
+    ) -> None:
+        self.tracer = tracer
+        self.prices = prices
+        self.budgets = budgets
+        self.clean = clean
+        self.listeners: list[GenerationListener] = []
+
+    def record(self, generation: GenerationInput) -> GenerationContext:
+        """Record ``generation``; with no trace in its context it is a trace of its own."""
+        g = generation
+        context = g.context
+        trace = context.trace
+        error = g.error
+        message = None if error is None else self.clean(str(error) or type(error).__name__)
+        cost = self.prices.cost(g.model, g.usage)
+        if cost is None:
+            warn_once(
+                f"price-{g.model}",
+                "no price known for model %r: its cost is recorded as unknown "
+                "(add it to a HYPERTOOL_PRICES file)",
+                g.model,
+            )
+        cost_usd = None if cost is None else cost.total
+        span_id = ""
+        trace_id = trace.trace_id if trace is not None else ""
+        if self.tracer is not None and (trace is None or trace.span is not trace_api.INVALID_SPAN):
+            span = self.tracer.start_span(
+                g.name,
+                context=(
+                    Context()
+                    if trace is None
+                    else trace_api.set_span_in_context(
+                        context.parent.span if context.parent is not None else trace.span
+                    )
+                ),
+                attributes=self._attributes(g, cost.as_langfuse() if cost else None),
+                start_time=g.start_ns,
+            )
+            span_context = span.get_span_context()
+            span_id = format(span_context.span_id, "016x")
+            trace_id = format(span_context.trace_id, "032x")
+            finish(span, "error" if message else "success", error, self.clean, end_ns=g.end_ns)
+        elif not trace_id:
+            trace_id = format(random.getrandbits(128), "032x")
+        record = GenerationRecord(
+            name=g.name,
+            persona=context.persona,
+            chatmode=context.chatmode,
+            model=g.model,
+            usage=g.usage,
+            start_ns=g.start_ns,
+            end_ns=g.end_ns,
+            error=message,
+            trace_id=trace_id,
+            workflow=context.workflow,
+            stage=context.stage,
+            cost_usd=cost_usd,
+        )
+        self.budgets.record(context.persona, g.usage.total, cost_usd)
+        for listener in self.listeners:
+            try:
+                listener(record)
+            except Exception:
+                warn_once(f"listener-{id(listener)}", "generation listener %r failed", listener)
+        return GenerationContext(
+            generation_id=span_id,
+            trace_id=trace_id,
+            name=g.name,
+            model=g.model,
+            persona=context.persona,
+            usage=g.usage,
+            latency_s=record.duration_s,
+            error=message,
+            cost_usd=cost_usd,
+        )
+
+    def _attributes(self, g: GenerationInput, cost: Mapping[str, float] | None) -> dict[str, Any]:
+        context = g.context
+        trace = context.trace
+        usage = g.usage
+        clean = self.clean
+        span_attrs: dict[str, Any] = {
+            **(trace.trace_attributes if trace is not None else {attr.TRACE_NAME: g.name}),
+            attr.USER_ID: context.persona,
+            attr.PERSONA: context.persona,
+            attr.CHATMODE: context.chatmode,
+            attr.OBSERVATION_TYPE: attr.TYPE_GENERATION,
+            attr.MODEL: g.model,
+            attr.GEN_AI_OPERATION: "chat",
+            attr.GEN_AI_REQUEST_MODEL: g.model,
+            attr.INPUT: clean(g.prompt),
+            attr.OUTPUT: clean(g.completion),
+            attr.USAGE_DETAILS: json.dumps(usage.as_langfuse()),
+            attr.GEN_AI_INPUT_TOKENS: usage.input,
+            attr.GEN_AI_OUTPUT_TOKENS: usage.output,
+            attr.USAGE_ESTIMATED: usage.estimated,
+            attr.COST_KNOWN: cost is not None,
+        }
+        if cost is not None:
+            span_attrs[attr.COST_DETAILS] = json.dumps(cost)
+        if trace is None and context.chatmode:
+            span_attrs[attr.TRACE_TAGS] = [context.chatmode]
+        if context.workflow:
+            span_attrs[attr.WORKFLOW] = context.workflow
+        if context.stage:
+            span_attrs[attr.STAGE] = context.stage
+        if g.model_parameters:
+            span_attrs[attr.MODEL_PARAMETERS] = clean(text_of(dict(g.model_parameters)))
+        if g.metadata:
+            span_attrs.update(metadata_attributes(attr.OBSERVATION_METADATA, g.metadata, clean))
+        if g.completion_start_ns is not None:
+            span_attrs[attr.COMPLETION_START_TIME] = iso_time(g.completion_start_ns)
+        if g.attributes:
+            span_attrs.update(g.attributes)
+        return span_attrs

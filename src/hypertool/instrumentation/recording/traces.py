@@ -1,0 +1,185 @@
+"""Traces and spans: the handles of the guide's ``start_trace`` / ``start_span`` and their
+OpenTelemetry spans.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from opentelemetry import trace as trace_api
+from opentelemetry.context import Context
+from opentelemetry.trace import Tracer
+
+from hypertool.instrumentation import semconv as attr
+from hypertool.instrumentation._log import logger
+from hypertool.instrumentation.model.handles import SpanContext, TraceContext, Tracing
+from hypertool.instrumentation.model.usage import text_of
+from hypertool.instrumentation.personas import canonical_name
+from hypertool.instrumentation.recording.spans import finish, metadata_attributes
+
+
+class TraceRecorder:
+    """Starts and ends traces and spans; without a tracer it hands out handles that record
+    nothing (the "not configured" path: same methods, no work).
+
+    Args:
+        tracer: Makes the spans; None when no sink is on.
+        clean: Masks and caps every text before it is put on a span.
+        owner: What the handles link back to (their ``with`` blocks end through it).
+        trace_url: The Langfuse URL of a trace id, or None.
+
+    """
+
+    def __init__(
+        self,
+        tracer: Tracer | None,
+        clean: Callable[[str], str],
+        owner: Tracing,
+        trace_url: Callable[[str], str | None],
+    ) -> None:
+        self.tracer = tracer
+        self.clean = clean
+        self.owner = owner
+        self.trace_url = trace_url
+
+    def start_trace(
+        self,
+        name: str,
+        persona: str,
+        chatmode: str,
+        metadata: Mapping[str, Any] | None,
+        session_id: str | None,
+        tags: list[str] | None,
+    ) -> TraceContext:
+        """A new trace whose root span is started now."""
+        persona = canonical_name(persona)
+        meta = dict(metadata or {})
+        if self.tracer is None:
+            return self.dead_trace(name, persona, chatmode, meta)
+        trace_attrs: dict[str, Any] = {attr.TRACE_NAME: name}
+        all_tags = [chatmode, *(tags or [])] if chatmode else list(tags or [])
+        if all_tags:
+            trace_attrs[attr.TRACE_TAGS] = all_tags
+        if session_id:
+            trace_attrs[attr.SESSION_ID] = session_id
+        root_attrs = {
+            **trace_attrs,
+            attr.USER_ID: persona,
+            attr.PERSONA: persona,
+            attr.CHATMODE: chatmode,
+            attr.OBSERVATION_TYPE: attr.TYPE_SPAN,
+            **metadata_attributes(attr.TRACE_METADATA, {"chatmode": chatmode, **meta}, self.clean),
+        }
+        # An empty context: a trace's root must not adopt the application's current span.
+        span = self.tracer.start_span(name, context=Context(), attributes=root_attrs)
+        trace_id = format(span.get_span_context().trace_id, "032x")
+        return TraceContext(
+            trace_id=trace_id,
+            name=name,
+            persona=persona,
+            chatmode=chatmode,
+            metadata=meta,
+            url=self.trace_url(trace_id),
+            span=span,
+            integration=self.owner,
+            trace_attributes=trace_attrs,
+        )
+
+    def dead_trace(
+        self, name: str, persona: str, chatmode: str, metadata: Mapping[str, Any] | None
+    ) -> TraceContext:
+        """A trace handle that records nothing (no sink, or starting the real one failed)."""
+        return TraceContext(
+            trace_id=format(random.getrandbits(128), "032x"),
+            name=name,
+            persona=canonical_name(persona),
+            chatmode=chatmode,
+            metadata=dict(metadata or {}),
+            url=None,
+            span=trace_api.INVALID_SPAN,
+            integration=self.owner,
+        )
+
+    def end_trace(
+        self,
+        trace: TraceContext,
+        status: str,
+        error: BaseException | str | None,
+        output: Any,
+    ) -> None:
+        """End the trace's root span, after the spans still open in it."""
+        with trace._lock:
+            open_spans, trace._open_spans = trace._open_spans, []
+        for span in open_spans:
+            self.end_span(span, "success", None)
+        trace.status = "error" if status == "error" else "success"
+        if output is not None:
+            trace.span.set_attribute(attr.OUTPUT, self.clean(text_of(output)))
+        trace.span.set_attribute(attr.TRACE_STATUS, trace.status)
+        finish(trace.span, trace.status, error, self.clean, default="trace ended with status=error")
+
+    def start_span(
+        self,
+        trace: TraceContext,
+        name: str,
+        metadata: Mapping[str, Any] | None,
+        persona: str | None,
+        parent: SpanContext | None,
+        attributes: Mapping[str, Any] | None,
+    ) -> SpanContext:
+        """A span under ``parent`` (or the trace's root), registered as open in the trace."""
+        resolved = canonical_name(persona) if persona else trace.persona
+        meta = dict(metadata or {})
+        try:
+            if self.tracer is None or trace.span is trace_api.INVALID_SPAN:
+                span: trace_api.Span = trace_api.INVALID_SPAN
+            else:
+                parent_span = parent.span if parent is not None else trace.span
+                span = self.tracer.start_span(
+                    name,
+                    context=trace_api.set_span_in_context(parent_span),
+                    attributes={
+                        **trace.trace_attributes,
+                        attr.USER_ID: resolved,
+                        attr.PERSONA: resolved,
+                        attr.CHATMODE: trace.chatmode,
+                        attr.OBSERVATION_TYPE: attr.TYPE_SPAN,
+                        **metadata_attributes(attr.OBSERVATION_METADATA, meta, self.clean),
+                        **(attributes or {}),
+                    },
+                )
+            context = SpanContext(
+                span_id=format(span.get_span_context().span_id, "016x"),
+                trace=trace,
+                name=name,
+                persona=resolved,
+                metadata=meta,
+                span=span,
+                persona_given=bool(persona),
+            )
+            with trace._lock:
+                trace._open_spans.append(context)
+            return context
+        except Exception:
+            logger.debug("start_span failed", exc_info=True)
+            return SpanContext(
+                "0" * 16,
+                trace,
+                name,
+                resolved,
+                meta,
+                trace_api.INVALID_SPAN,
+                persona_given=bool(persona),
+            )
+
+    def end_span(self, span: SpanContext, status: str, error: BaseException | str | None) -> None:
+        """End ``span`` (idempotent)."""
+        if span.ended:
+            return
+        span.ended = True
+        with span.trace._lock:
+            if span in span.trace._open_spans:
+                span.trace._open_spans.remove(span)
+        finish(span.span, status, error, self.clean, default="span ended with status=error")

@@ -1,0 +1,144 @@
+"""The local store as a sink: an OpenTelemetry span exporter writing to a :class:`TraceStore`.
+
+A corrupt or locked database never raises into the application: the exporter reports the batch
+as failed, and the delivery processor counts its spans as dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from hypertool.instrumentation._config import DEFAULT_RETENTION_DAYS, DEFAULT_STORE_MAX_FIELD_CHARS
+from hypertool.instrumentation._log import logger
+from hypertool.instrumentation.store.schema import StoreError, StoreLockedError
+from hypertool.instrumentation.store.trace_store import (
+    DEFAULT_BUSY_TIMEOUT_MS,
+    TraceStore,
+    check_settings,
+)
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+
+_FAILURE_REPORT_INTERVAL_S = 60.0
+
+
+class StoreExporter(SpanExporter):
+    """An OpenTelemetry span exporter writing each batch to a :class:`TraceStore`.
+
+    The store is opened on the first batch, so building the exporter never fails on a bad file.
+    :meth:`export` never raises: a batch that cannot be written returns ``FAILURE`` (the
+    delivery processor counts its spans as dropped) and the reason is logged at most once a
+    minute.
+
+    Args:
+        path: The store file.
+        busy_timeout_ms: How long one write attempt waits for another writer's lock.
+        retention_days: See :class:`TraceStore`.
+        max_field_chars: See :class:`TraceStore`.
+
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        retention_days: float = DEFAULT_RETENTION_DAYS,
+        max_field_chars: int = DEFAULT_STORE_MAX_FIELD_CHARS,
+    ) -> None:
+        check_settings(retention_days, max_field_chars)
+        self.path = Path(path).expanduser()
+        self._busy_timeout_ms = busy_timeout_ms
+        self._retention_days, self._max_field_chars = retention_days, max_field_chars
+        self._store: TraceStore | None = None
+        self._lock = threading.Lock()
+        self._reader: TraceStore | None = None
+        self._reader_lock = threading.Lock()
+        self._stopped = False
+        self._last_failure_report = -_FAILURE_REPORT_INTERVAL_S
+        self.exported_spans = 0
+        self.failed_batches = 0
+
+    def __repr__(self) -> str:
+        return f"StoreExporter({str(self.path)!r})"
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Write ``spans`` in one transaction; ``FAILURE`` (never an exception) on any error."""
+        with self._lock:
+            if self._stopped:
+                return SpanExportResult.FAILURE
+            try:
+                if self._store is None:
+                    self._store = TraceStore(
+                        self.path,
+                        busy_timeout_ms=self._busy_timeout_ms,
+                        retention_days=self._retention_days,
+                        max_field_chars=self._max_field_chars,
+                    )
+                self.exported_spans += self._store.write_spans(spans)
+            except Exception as exc:
+                self._failed(exc)
+                return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def _failed(self, exc: Exception) -> None:
+        self.failed_batches += 1
+        if not isinstance(exc, StoreLockedError) and self._store is not None:
+            # Corrupt, moved or replaced: open afresh on the next batch.
+            store, self._store = self._store, None
+            store.close()
+        now = time.monotonic()
+        if now - self._last_failure_report >= _FAILURE_REPORT_INTERVAL_S:
+            self._last_failure_report = now
+            logger.error(
+                "trace store: %s (%d batch(es) failed so far; their spans are counted in "
+                "hypertool_export_dropped_spans_total)",
+                exc if isinstance(exc, StoreError) else f"{self.path}: {exc!r}",
+                self.failed_batches,
+            )
+        else:
+            logger.debug("trace store batch failed: %s", exc)
+
+    def usage_since(self, persona: str, since_ns: int | None = None) -> tuple[int, float]:
+        """Tokens and known cost in USD of ``persona``'s generations in the store since then.
+
+        Fits :class:`~hypertool.instrumentation.budget.BudgetLedger`'s ``history``, so usage
+        over ``day`` and ``month`` periods survives restarts. Reads go through a connection of
+        their own: they never wait for a batch being written.
+
+        Raises:
+            StoreError: The store cannot be read.
+
+        """
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = TraceStore(
+                    self.path,
+                    busy_timeout_ms=self._busy_timeout_ms,
+                    retention_days=self._retention_days,
+                    max_field_chars=self._max_field_chars,
+                )
+            return self._reader.usage_since(persona, since_ns)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Nothing is buffered here: every :meth:`export` call commits before returning."""
+        return True
+
+    def shutdown(self) -> None:
+        """Close the store; later batches fail."""
+        with self._lock:
+            self._stopped = True
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None

@@ -1,1 +1,0 @@
-"""Provider SDK instrumentation tests, against a loopback stand-in for each API."""
