@@ -17,7 +17,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from hypertool.instrumentation._config import HYPERTOOL_STORE, ConfigError, load_settings
+from hypertool.instrumentation._config import (
+    HYPERTOOL_STORE,
+    LANGFUSE_RELEASE,
+    LANGFUSE_TRACING_ENVIRONMENT,
+    ConfigError,
+    environment_name,
+    load_settings,
+)
 from hypertool.instrumentation.cli import output as out
 from hypertool.instrumentation.store.queries import REPORT_GROUPS, iso
 from hypertool.instrumentation.store.schema import StoreError
@@ -72,6 +79,17 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
+
+
+def _environment(text: str) -> str:
+    """An environment as stored (lower case), or a usage error."""
+    try:
+        name = environment_name(text, "--environment")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if name is None:
+        raise argparse.ArgumentTypeError("--environment needs a name")
+    return name
 
 
 def _store_path(args: argparse.Namespace) -> tuple[Path | None, str]:
@@ -155,9 +173,17 @@ def _personas(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     with _open_store(args) as store:
-        rows = store.report(args.by, args.since)
+        rows = store.report(args.by, args.since, environment=args.environment, release=args.release)
     if args.json:
-        _emit({"by": args.by, "since": iso(args.since), "rows": rows})
+        _emit(
+            {
+                "by": args.by,
+                "since": iso(args.since),
+                "environment": args.environment,
+                "release": args.release,
+                "rows": rows,
+            }
+        )
     elif not rows:
         out.show("No generations recorded" + (" in that period." if args.since else "."))
     else:
@@ -168,7 +194,12 @@ def _report(args: argparse.Namespace) -> int:
 def _traces(args: argparse.Namespace) -> int:
     with _open_store(args) as store:
         rows = store.traces(
-            persona=args.persona, status=args.status, since_ns=args.since, limit=args.limit
+            persona=args.persona,
+            status=args.status,
+            since_ns=args.since,
+            limit=args.limit,
+            environment=args.environment,
+            release=args.release,
         )
     if args.json:
         _emit({"traces": rows})
@@ -202,6 +233,8 @@ def _generations(args: argparse.Namespace) -> int:
             limit=args.limit,
             persona=args.persona,
             since_ns=args.since,
+            environment=args.environment,
+            release=args.release,
         )
     if args.json:
         _emit({"generations": rows})
@@ -253,6 +286,15 @@ def add_store_commands(
         metavar="WHEN",
         help="only since then: 24h, 7d, 30m, 2w or an ISO date (2025-01-31)",
     )
+    since.add_argument(
+        "--environment",
+        type=_environment,
+        default=None,
+        help=f"only traces of this Langfuse tracing environment ({LANGFUSE_TRACING_ENVIRONMENT})",
+    )
+    since.add_argument(
+        "--release", default=None, help=f"only traces of this release ({LANGFUSE_RELEASE})"
+    )
 
     def command(name: str, handler: Handler, help_text: str, *parents: Any) -> Any:
         sub = commands.add_parser(name, help=help_text, description=help_text, parents=parents)
@@ -275,7 +317,11 @@ def add_store_commands(
     traces.add_argument("--status", choices=("error", "success"), help="only this status")
     traces.add_argument("--limit", type=_positive, default=50, help="at most this many (50)")
     trace = command("trace", _trace, "one trace as a tree, with prompts and completions", common)
-    trace.add_argument("trace_id", metavar="ID", help="trace id, or its first 8+ hex digits")
+    trace.add_argument(
+        "trace_id",
+        metavar="ID",
+        help="trace id, or its first 8+ hex digits, or a workflow stage's Langfuse trace id",
+    )
     generations = command(
         "generations", _generations, "slowest or failed generations", common, since
     )

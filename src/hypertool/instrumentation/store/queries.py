@@ -78,8 +78,30 @@ def _since(column: str, since_ns: int | None) -> tuple[str, list[Any]]:
     return ("", []) if since_ns is None else (f" AND {column} >= ?", [since_ns])
 
 
+def _deployment(column: str, environment: str | None, release: str | None) -> tuple[str, list[Any]]:
+    """A condition keeping the observations of traces of that environment and release (kept
+    per trace: the small traces table is searched, never the wide observation rows).
+    """
+    conditions, params = [], []
+    if environment is not None:
+        conditions.append("environment = ?")
+        params.append(environment)
+    if release is not None:
+        conditions.append("release = ?")
+        params.append(release)
+    if not conditions:
+        return "", []
+    where = " AND ".join(conditions)
+    return f" AND {column} IN (SELECT trace_id FROM traces WHERE {where})", params
+
+
 def report(
-    connection: sqlite3.Connection, by: ReportBy, since_ns: int | None
+    connection: sqlite3.Connection,
+    by: ReportBy,
+    since_ns: int | None,
+    *,
+    environment: str | None = None,
+    release: str | None = None,
 ) -> list[dict[str, Any]]:
     """Per group: traces, generations, tokens, cost, unknown costs, errors, p50/p95 latency.
 
@@ -89,6 +111,9 @@ def report(
     if by not in _GROUP_EXPRESSIONS:
         raise ValueError(f"cannot report by {by!r}; choose one of {', '.join(REPORT_GROUPS)}")
     where, params = _since("o.start_ns", since_ns)
+    deployment, deployment_params = _deployment("o.trace_id", environment, release)
+    where += deployment
+    params += deployment_params
     cursor = connection.execute(
         f"""
         SELECT {_GROUP_EXPRESSIONS[by]}, o.trace_id, o.input_tokens, o.output_tokens,
@@ -147,10 +172,18 @@ def traces(
     status: str | None,
     since_ns: int | None,
     limit: int,
+    environment: str | None = None,
+    release: str | None = None,
 ) -> list[dict[str, Any]]:
     """Most recent traces first, with their generations' totals."""
     conditions = ["1 = 1"]
     params: list[Any] = []
+    if environment is not None:
+        conditions.append("t.environment = ?")
+        params.append(environment)
+    if release is not None:
+        conditions.append("t.release = ?")
+        params.append(release)
     if persona is not None:
         # Multi-persona workflows: a persona "is in" a trace when it did any of the work.
         conditions.append(
@@ -173,7 +206,7 @@ def traces(
         SELECT p.trace_id, p.name, p.persona, p.chatmode, p.workflow, p.start_ns, p.end_ns,
                p.status, p.error, count(o.span_id), coalesce(sum(o.total_tokens), 0),
                sum(o.cost_usd), coalesce(sum(o.cost_usd IS NULL AND o.span_id IS NOT NULL), 0),
-               coalesce(sum(o.status = 'error'), 0)
+               coalesce(sum(o.status = 'error'), 0), p.environment, p.release
         FROM page p
         LEFT JOIN observations o ON o.trace_id = p.trace_id AND o.type = 'generation'
         GROUP BY p.trace_id ORDER BY p.start_ns DESC, p.trace_id
@@ -198,6 +231,8 @@ def traces(
             "cost_usd": row[11],
             "cost_unknown": row[12],
             "failed_generations": row[13],
+            "environment": row[14],
+            "release": row[15],
         }
         for row in rows
     ]
@@ -247,6 +282,23 @@ def _observation(row: Sequence[Any]) -> dict[str, Any]:
     }
 
 
+def _stage(connection: sqlite3.Connection, langfuse_trace_id: str) -> tuple[str, str] | None:
+    """The trace id and span id of the stage whose Langfuse trace id this is, if any.
+
+    A stage (a span with a persona of its own) is a Langfuse trace of its own; its id is the
+    workflow trace's first 16 hex digits and the stage's span id (``stage_trace_id``).
+    """
+    from hypertool.instrumentation.model.handles import split_stage_trace_id
+
+    prefix, span_id = split_stage_trace_id(langfuse_trace_id)
+    row = connection.execute(
+        "SELECT trace_id FROM observations WHERE span_id = ?", (span_id,)
+    ).fetchone()
+    if row is None or not row[0].startswith(prefix):
+        return None
+    return row[0], span_id
+
+
 def resolve_trace_id(connection: sqlite3.Connection, trace_id: str) -> str | None:
     """The full id of the one trace whose id starts with ``trace_id`` (≥ 8 hex digits).
 
@@ -274,13 +326,24 @@ def resolve_trace_id(connection: sqlite3.Connection, trace_id: str) -> str | Non
 
 
 def trace(connection: sqlite3.Connection, trace_id: str) -> dict[str, Any] | None:
-    """One trace as a tree: its observations nested under their parents in ``children``."""
+    """One trace as a tree: its observations nested under their parents in ``children``.
+
+    ``trace_id`` may also be the Langfuse trace id of a stage (what Langfuse shows for a span
+    with a persona of its own): the stage is then shown, with the spans and generations inside
+    it, and ``langfuse_trace_id`` says which one it is.
+    """
     full_id = resolve_trace_id(connection, trace_id)
+    stage = None
+    if full_id is None and len(trace_id.strip()) == 32:
+        stage = _stage(connection, trace_id.strip().lower())
+        if stage is None:
+            return None
+        full_id = stage[0]
     if full_id is None:
         return None
     head = connection.execute(
-        "SELECT trace_id, name, persona, chatmode, workflow, start_ns, end_ns, status, error "
-        "FROM traces WHERE trace_id = ?",
+        "SELECT trace_id, name, persona, chatmode, workflow, start_ns, end_ns, status, error, "
+        "environment, release FROM traces WHERE trace_id = ?",
         (full_id,),
     ).fetchone()
     nodes = [
@@ -298,14 +361,26 @@ def trace(connection: sqlite3.Connection, trace_id: str) -> dict[str, Any] | Non
     for node in nodes:
         parent = by_id.get(node["parent_id"])
         (parent["children"] if parent is not None else top).append(node)
+    langfuse_trace_id = head[0]
+    if stage is not None:
+        root = by_id[stage[1]]
+        top, nodes = [root], _subtree(root)
+        langfuse_trace_id = trace_id.strip().lower()
+        head = (
+            head[0], root["name"], root["persona"], root["chatmode"], root["workflow"],
+            root["start_ns"], root["end_ns"], root["status"], root["error"], head[9], head[10],
+        )  # fmt: skip
     generations = [node for node in nodes if node["type"] == "generation"]
     known = [node["cost_usd"] for node in generations if node["cost_usd"] is not None]
     return {
         "trace_id": head[0],
+        "langfuse_trace_id": langfuse_trace_id,
         "name": head[1],
         "persona": head[2],
         "chatmode": head[3],
         "workflow": head[4],
+        "environment": head[9],
+        "release": head[10],
         "start": iso(head[5]),
         "start_ns": head[5],
         "end_ns": head[6],
@@ -323,6 +398,16 @@ def trace(connection: sqlite3.Connection, trace_id: str) -> dict[str, Any] | Non
     }
 
 
+def _subtree(root: dict[str, Any]) -> list[dict[str, Any]]:
+    """``root`` and every node under it, parents first."""
+    found, pending = [], [root]
+    while pending:
+        node = pending.pop()
+        found.append(node)
+        pending.extend(reversed(node["children"]))
+    return found
+
+
 def generations(
     connection: sqlite3.Connection,
     *,
@@ -331,10 +416,14 @@ def generations(
     persona: str | None,
     since_ns: int | None,
     limit: int,
+    environment: str | None = None,
+    release: str | None = None,
 ) -> list[dict[str, Any]]:
     """Generations: the ``slowest`` N by latency, or the most recent first; ``failed`` only."""
     conditions = ["type = 'generation'"]
-    params: list[Any] = []
+    deployment, params = _deployment("trace_id", environment, release)
+    if deployment:
+        conditions.append(deployment.removeprefix(" AND "))
     if failed:
         conditions.append("status = 'error'")
     if persona is not None:

@@ -201,14 +201,25 @@ class TraceStore:
         return self._run(delete)
 
     # -- reading -------------------------------------------------------------------------
-    def report(self, by: ReportBy = "persona", since_ns: int | None = None) -> list[dict[str, Any]]:
+    def report(
+        self,
+        by: ReportBy = "persona",
+        since_ns: int | None = None,
+        *,
+        environment: str | None = None,
+        release: str | None = None,
+    ) -> list[dict[str, Any]]:
         """Generations grouped ``by`` persona, model, chatmode or workflow (the Users view).
 
         Each row: ``group``, ``traces``, ``generations``, ``input_tokens``, ``output_tokens``,
         ``total_tokens``, ``cost_usd`` (sum of known costs; None when none is known),
         ``cost_unknown`` (generations without a known cost), ``errors``, ``p50_ms``, ``p95_ms``.
+        Input and output tokens include cached input and reasoning tokens. ``environment``
+        and ``release`` keep the traces recorded with that Langfuse environment and release.
         """
-        return self._run(lambda c: queries.report(c, by, since_ns))
+        return self._run(
+            lambda c: queries.report(c, by, since_ns, environment=environment, release=release)
+        )
 
     def traces(
         self,
@@ -216,17 +227,29 @@ class TraceStore:
         status: str | None = None,
         since_ns: int | None = None,
         limit: int = 50,
+        *,
+        environment: str | None = None,
+        release: str | None = None,
     ) -> list[dict[str, Any]]:
         """Recent traces, newest first; ``persona`` matches traces it did any work in."""
         name = _canonical(persona) if persona else None
         return self._run(
-            lambda c: queries.traces(c, persona=name, status=status, since_ns=since_ns, limit=limit)
+            lambda c: queries.traces(
+                c,
+                persona=name,
+                status=status,
+                since_ns=since_ns,
+                limit=limit,
+                environment=environment,
+                release=release,
+            )
         )
 
     def trace(self, trace_id: str) -> dict[str, Any] | None:
         """One trace as a tree (``children`` nested), or None when unknown.
 
-        ``trace_id`` may be a prefix of at least 8 hex digits.
+        ``trace_id`` may be a prefix of at least 8 hex digits, or the Langfuse trace id of a
+        workflow stage (the stage is shown).
 
         Raises:
             ValueError: ``trace_id`` is not hexadecimal or shorter than 8 digits.
@@ -243,12 +266,21 @@ class TraceStore:
         *,
         persona: str | None = None,
         since_ns: int | None = None,
+        environment: str | None = None,
+        release: str | None = None,
     ) -> list[dict[str, Any]]:
         """The ``slowest`` N generations, or the most recent ``limit``; ``failed`` only."""
         name = _canonical(persona) if persona else None
         return self._run(
             lambda c: queries.generations(
-                c, slowest=slowest, failed=failed, persona=name, since_ns=since_ns, limit=limit
+                c,
+                slowest=slowest,
+                failed=failed,
+                persona=name,
+                since_ns=since_ns,
+                limit=limit,
+                environment=environment,
+                release=release,
             )
         )
 
