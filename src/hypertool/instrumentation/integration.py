@@ -43,7 +43,7 @@ from hypertool.instrumentation.personas import (
 from hypertool.instrumentation.pricing import PriceTable, load_prices
 from hypertool.instrumentation.recording.deferred import DeferredWork
 from hypertool.instrumentation.recording.recorder import Cleaner, GenerationRecorder
-from hypertool.instrumentation.recording.spans import to_ns
+from hypertool.instrumentation.recording.spans import FinishedSpans, to_ns
 from hypertool.instrumentation.recording.traces import TraceRecorder
 
 if TYPE_CHECKING:
@@ -52,6 +52,10 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from hypertool.instrumentation.export.pipeline import Pipeline
+
+
+EXIT_RESERVE_S = 0.2
+"""Of the exit timeout, what process exit keeps for closing sinks and interpreter teardown."""
 
 
 class LangfuseIntegration:
@@ -151,11 +155,15 @@ class LangfuseIntegration:
             sync=self.drain,
         )
         clean = Cleaner(chain(mask), settings.max_field_chars)
-        self._generations = GenerationRecorder(tracer, self.prices, self.budgets, clean)
+        finished = None
+        if self._pipeline is not None and self._pipeline.own_provider:
+            pipeline = self._pipeline
+            finished = FinishedSpans(pipeline.emit, pipeline.provider.resource, pipeline.scope)
+        self._generations = GenerationRecorder(tracer, self.prices, self.budgets, clean, finished)
         self._traces = TraceRecorder(tracer, clean, self, self.trace_url)
         ref = weakref.ref(self)
         # Weakly referenced: a bound method would keep every integration alive until exit.
-        self._atexit = lambda: (i := ref()) is not None and i.shutdown()
+        self._atexit = lambda: (i := ref()) is not None and i.shutdown(i._exit_budget())
         atexit.register(self._atexit)
 
     def _build_sinks(
@@ -414,6 +422,13 @@ class LangfuseIntegration:
         except Exception:
             logger.debug("flush failed", exc_info=True)
             return False
+
+    def _exit_budget(self) -> float:
+        """Seconds the exit hook may deliver for: the exit timeout bounds the whole exit, so
+        a little of it is left for closing the sinks and the interpreter's own teardown.
+        """
+        timeout = self.settings.exit_timeout
+        return max(timeout - min(EXIT_RESERVE_S, timeout / 2), 0.0)
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Record what is pending and flush, for at most ``timeout`` seconds together (the exit
