@@ -31,6 +31,7 @@ layers: $(STAMP)
 check: lint typecheck layers
 
 bench: $(STAMP)
+	$(BIN)/python benchmarks/cpu.py
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/streaming.py
 	$(BIN)/python benchmarks/store.py

@@ -15,19 +15,13 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, cast
-
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter
-from prometheus_client import REGISTRY, CollectorRegistry
+from typing import TYPE_CHECKING, Any, cast
 
 from hypertool.instrumentation import semconv as attr
 from hypertool.instrumentation._config import Settings, load_settings, mask_secret
 from hypertool.instrumentation._log import enable_debug_logging, forget_warnings, logger, warn_once
 from hypertool.instrumentation.budget import BudgetLedger, History, Period, Policy
 from hypertool.instrumentation.export.drops import dropped_spans_counter
-from hypertool.instrumentation.export.pipeline import Pipeline
-from hypertool.instrumentation.export.sinks import build_sinks
 from hypertool.instrumentation.masking import MaskFunction, chain
 from hypertool.instrumentation.model.handles import GenerationContext, SpanContext, TraceContext
 from hypertool.instrumentation.model.records import (
@@ -50,9 +44,19 @@ from hypertool.instrumentation.personas import (
 from hypertool.instrumentation.pricing import PriceTable, load_prices
 from hypertool.instrumentation.recording.deferred import DeferredWork
 from hypertool.instrumentation.recording.recorder import Cleaner, GenerationRecorder
-from hypertool.instrumentation.recording.spans import to_ns
+from hypertool.instrumentation.recording.spans import FinishedSpans, to_ns
 from hypertool.instrumentation.recording.traces import TraceRecorder
-from hypertool.instrumentation.store import StoreError, StoreExporter
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from prometheus_client import CollectorRegistry
+
+    from hypertool.instrumentation.export.pipeline import Pipeline
+
+
+EXIT_RESERVE_S = 0.2
+"""Of the exit timeout, what process exit keeps for closing sinks and interpreter teardown."""
 
 
 class LangfuseIntegration:
@@ -132,9 +136,13 @@ class LangfuseIntegration:
         self.prices = prices if prices is not None else PriceTable()
         if prices is None and settings.prices_file:
             self.prices = self.prices.with_overrides(load_prices(settings.prices_file))
-        self.metrics_registry = metrics_registry if metrics_registry is not None else REGISTRY
+        self._metrics_registry = metrics_registry
         sinks, history = self._build_sinks(exporters or {})
         self._deferred = DeferredWork(settings.queue_size)
+        # The OpenTelemetry SDK and the sinks are imported here, when an integration is built,
+        # so that importing the package stays light.
+        from hypertool.instrumentation.export.pipeline import Pipeline
+
         self._pipeline: Pipeline | None = (
             Pipeline(
                 sinks,
@@ -163,17 +171,26 @@ class LangfuseIntegration:
             )
             if value
         }
-        self._generations = GenerationRecorder(tracer, self.prices, self.budgets, clean, common)
+        finished = None
+        if self._pipeline is not None and self._pipeline.own_provider:
+            pipeline = self._pipeline
+            finished = FinishedSpans(pipeline.emit, pipeline.provider.resource, pipeline.scope)
+        self._generations = GenerationRecorder(
+            tracer, self.prices, self.budgets, clean, finished=finished, common=common
+        )
         self._traces = TraceRecorder(tracer, clean, self, self.trace_url, common)
         ref = weakref.ref(self)
         # Weakly referenced: a bound method would keep every integration alive until exit.
-        self._atexit = lambda: (i := ref()) is not None and i.shutdown()
+        self._atexit = lambda: (i := ref()) is not None and i.shutdown(i._exit_budget())
         atexit.register(self._atexit)
 
     def _build_sinks(
         self, exporters: Mapping[str, SpanExporter]
     ) -> tuple[dict[str, SpanExporter], History | None]:
         """The sinks from the settings and ``exporters``, and the store's usage history."""
+        from hypertool.instrumentation.export.sinks import build_sinks
+        from hypertool.instrumentation.store import StoreError, StoreExporter
+
         settings = self.settings
         sinks = build_sinks(settings)
         self.enabled = "langfuse" in sinks
@@ -227,8 +244,17 @@ class LangfuseIntegration:
             f"secret_key={mask_secret(self.settings.secret_key)!r}, sinks={self.sinks})"
         )
 
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        """The Prometheus registry dropped spans are counted in."""
+        if self._metrics_registry is None:
+            from prometheus_client import REGISTRY  # not with the package: it is heavy
+
+            return REGISTRY
+        return self._metrics_registry
+
     def _count_dropped(self, sink: str, count: int) -> None:
-        dropped_spans_counter(self.metrics_registry).labels(sink).inc(count)
+        dropped_spans_counter(self._metrics_registry).labels(sink).inc(count)
 
     def add_listener(self, listener: GenerationListener) -> None:
         """Tell ``listener`` of every generation recorded from now on (metrics, stores)."""
@@ -428,6 +454,13 @@ class LangfuseIntegration:
         except Exception:
             logger.debug("flush failed", exc_info=True)
             return False
+
+    def _exit_budget(self) -> float:
+        """Seconds the exit hook may deliver for: the exit timeout bounds the whole exit, so
+        a little of it is left for closing the sinks and the interpreter's own teardown.
+        """
+        timeout = self.settings.exit_timeout
+        return max(timeout - min(EXIT_RESERVE_S, timeout / 2), 0.0)
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Record what is pending and flush, for at most ``timeout`` seconds together (the exit

@@ -1,11 +1,16 @@
-"""The counter of spans a sink could not deliver, shared by every integration and collector."""
+"""The counter of spans a sink could not deliver, shared by every integration and collector.
+
+``prometheus_client`` is imported when the counter is first needed, not with the package.
+"""
 
 from __future__ import annotations
 
 import threading
 import weakref
+from typing import TYPE_CHECKING
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry, Counter
 
 DROPPED_SPANS = "hypertool_export_dropped_spans_total"
 
@@ -17,6 +22,8 @@ def dropped_spans_counter(registry: CollectorRegistry | None = None) -> Counter:
     """``hypertool_export_dropped_spans_total{sink}`` in ``registry`` (the default one when
     None), registered once however many integrations and collectors use it.
     """
+    from prometheus_client import REGISTRY, Counter
+
     registry = registry if registry is not None else REGISTRY
     with _lock:
         counter = _counters.get(registry)

@@ -1,13 +1,8 @@
-"""Exporters for each sink: Langfuse's OTLP endpoint, any OTLP collector, the console.
-
-OpenTelemetry's OTLP/HTTP exporter (with ``requests`` and ``protobuf``) is imported when a sink
-that needs it is built, so importing the package stays light.
-"""
+"""Exporters for each sink: Langfuse's OTLP endpoint, any OTLP collector, the console."""
 
 from __future__ import annotations
 
 import base64
-import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +10,8 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 
 from hypertool.instrumentation._config import OtlpSettings, Settings
 from hypertool.instrumentation._log import logger, warn_once
-from hypertool.instrumentation.export.delivery import EXPORT_THREAD_PREFIX
 from hypertool.instrumentation.export.langfuse import LangfuseSpanExporter
+from hypertool.instrumentation.export.otlp_http import OtlpHttpExporter
 from hypertool.instrumentation.export.pipeline import __version__ as PIPELINE_VERSION
 
 if TYPE_CHECKING:
@@ -81,48 +76,20 @@ class _RejectionReporter:
         )
 
 
-class _OwnExportThreads(logging.Filter):
-    """Hides the OTLP exporter's per-batch failure logs raised on our export threads.
-
-    Our delivery processor counts those spans and reports them once in a while (and a rejected
-    key once per host), so the exporter's one line per batch would only repeat it. Records from
-    any other thread (the application's own OTLP exporters) pass untouched.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.threadName or not record.threadName.startswith(EXPORT_THREAD_PREFIX)
-
-
-_quiet_filter = _OwnExportThreads()
-
-
-def _quiet_exporter_logs() -> None:
-    for name in (
-        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-        "opentelemetry.exporter.otlp.common.http",
-    ):
-        exporter_logger = logging.getLogger(name)
-        if _quiet_filter not in exporter_logger.filters:
-            exporter_logger.addFilter(_quiet_filter)
-
-
 def langfuse_exporter(settings: Settings) -> SpanExporter:
     """An OTLP/HTTP exporter speaking Langfuse's ingestion contract (gzip protobuf, basic auth),
     sending each span as Langfuse should read it (:mod:`~.langfuse`).
     """
     import requests
-    from opentelemetry.exporter.otlp.proto.http import Compression
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     assert settings.public_key and settings.secret_key
-    _quiet_exporter_logs()
     session = requests.Session()
     session.hooks["response"].append(_RejectionReporter(settings.host))
-    otlp = OTLPSpanExporter(
-        endpoint=f"{settings.host}{LANGFUSE_TRACES_PATH}",
+    otlp = OtlpHttpExporter(
+        f"{settings.host}{LANGFUSE_TRACES_PATH}",
         headers=langfuse_headers(settings.public_key, settings.secret_key),
         timeout=settings.export_timeout,
-        compression=Compression.Gzip,
+        compression="gzip",
         session=session,
     )
     return LangfuseSpanExporter(otlp, sdk_version())
@@ -132,23 +99,14 @@ def otlp_exporter(otlp: OtlpSettings, timeout: float) -> SpanExporter:
     """An OTLP/HTTP exporter for the collector the ``OTEL_EXPORTER_OTLP_*`` variables name
     (Jaeger, Tempo, Phoenix, an OpenTelemetry Collector).
     """
-    from opentelemetry.exporter.otlp.proto.http import Compression
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-    _quiet_exporter_logs()
-    compression = {
-        "gzip": Compression.Gzip,
-        "deflate": Compression.Deflate,
-        "none": Compression.NoCompression,
-    }.get(otlp.compression or "none", Compression.NoCompression)
-    return OTLPSpanExporter(
-        endpoint=otlp.endpoint,
-        headers=dict(otlp.headers),
+    return OtlpHttpExporter(
+        otlp.endpoint,
+        headers=otlp.headers,
         timeout=timeout,
-        compression=compression,
-        certificate_file=otlp.certificate,
-        client_key_file=otlp.client_key,
-        client_certificate_file=otlp.client_certificate,
+        compression=None if otlp.compression in (None, "none") else otlp.compression,
+        certificate=otlp.certificate,
+        client_certificate=otlp.client_certificate,
+        client_key=otlp.client_key,
     )
 
 
