@@ -1256,7 +1256,9 @@ def test_instrumented_workflow_module(receiver: LoopbackOTLP, tmp_path: Path) ->
     assert len(gens) == 3
     for generation in gens:
         usage = usage_of(generation)
-        assert usage["input"] + usage["output"] == usage["total"]
+        # The mock's cached system prompt is a bucket of its own: every token counted once.
+        assert usage["input_cached_tokens"] == 60
+        assert usage["input"] + usage["input_cached_tokens"] + usage["output"] == usage["total"]
         assert generation.attributes["hypertool.usage.estimated"] is False
     for request in receiver.trace_requests():
         assert_langfuse_wire(request, public_key, secret_key)

@@ -185,7 +185,8 @@ def _report(args: argparse.Namespace) -> int:
             }
         )
     elif not rows:
-        out.show("No generations recorded" + (" in that period." if args.since else "."))
+        filtered = args.since or args.environment or args.release
+        out.show("No generations recorded" + (" that match." if filtered else "."))
     else:
         out.show(out.report_table(rows, args.by, out.moment(args.since) if args.since else None))
     return 0

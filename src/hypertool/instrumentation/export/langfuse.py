@@ -42,10 +42,7 @@ _CONTEXT_METADATA = (
     (attr.WORKFLOW, "workflow"),
     (attr.STAGE, "stage"),
 )
-_FLAGS_METADATA = (
-    (attr.USAGE_ESTIMATED, "usage_estimated"),
-    (attr.STREAM_ABANDONED, "stream_abandoned"),
-)
+
 _OBSERVATION_METADATA = f"{attr.OBSERVATION_METADATA}."
 
 
@@ -72,9 +69,12 @@ def langfuse_view(span: ReadableSpan, scope: InstrumentationScope) -> ReadableSp
         value = attributes.get(key)
         if value and f"{_OBSERVATION_METADATA}{name}" not in attributes:
             attributes[f"{_OBSERVATION_METADATA}{name}"] = value
-    for key, name in _FLAGS_METADATA:
-        if attributes.get(key) is True:
-            attributes[f"{_OBSERVATION_METADATA}{name}"] = "true"
+    if attributes.get(attr.USAGE_ESTIMATED) is True and (
+        attributes.get(attr.USAGE_INPUT) or attributes.get(attr.USAGE_OUTPUT)
+    ):  # the tokens Langfuse shows are its own count; ours was only an estimate
+        attributes[f"{_OBSERVATION_METADATA}usage_estimated"] = "true"
+    if attributes.get(attr.STREAM_ABANDONED) is True:
+        attributes[f"{_OBSERVATION_METADATA}stream_abandoned"] = "true"
     return ReadableSpan(
         name=span.name,
         context=context,
