@@ -426,8 +426,11 @@ def test_doctor_reports_sinks_without_the_secret(
     monkeypatch.setenv("LANGFUSE_SECRET_KEY", SECRET)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
     monkeypatch.setenv("HYPERTOOL_CONSOLE", "true")
+    monkeypatch.setenv("LANGFUSE_TRACING_ENVIRONMENT", "staging")
+    monkeypatch.setenv("LANGFUSE_RELEASE", "v9")
     code, out, _ = run(capsys, "doctor")
     assert code == 0
+    assert "environment staging, release v9" in out
     assert SECRET not in out and SECRET[8:] not in out
     assert PUBLIC in out and SECRET[:8] in out
     assert str(seeded.path) in out and "http://127.0.0.1:4318/v1/traces" in out
@@ -441,6 +444,7 @@ def test_doctor_reports_sinks_without_the_secret(
         "otlp": True,
         "console": True,
     }
+    assert (sinks["langfuse"]["environment"], sinks["langfuse"]["release"]) == ("staging", "v9")
     assert sinks["store"]["path"] == str(seeded.path)
     assert sinks["store"]["traces"] == len(seeded.trace_ids)
     assert sinks["store"]["size_bytes"] > 0

@@ -21,7 +21,7 @@ ingestion (``OtelIngestionProcessor.ts``) reads a span:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry import trace as trace_api
@@ -36,19 +36,35 @@ SCOPE_NAME = "langfuse-sdk.hypertool-instrumentation"
 """The instrumentation scope the Langfuse sink gives our spans (see the module docstring)."""
 
 # hypertool attribute → observation metadata key; shown unless the caller's metadata has it.
-_CONTEXT_METADATA = (
-    (attr.PERSONA, "persona"),
-    (attr.CHATMODE, "chatmode"),
-    (attr.WORKFLOW, "workflow"),
-    (attr.STAGE, "stage"),
+_CONTEXT_METADATA = tuple(
+    (key, f"{attr.OBSERVATION_METADATA}.{name}")
+    for key, name in (
+        (attr.PERSONA, "persona"),
+        (attr.CHATMODE, "chatmode"),
+        (attr.WORKFLOW, "workflow"),
+        (attr.STAGE, "stage"),
+    )
 )
+_USAGE_ESTIMATED = f"{attr.OBSERVATION_METADATA}.usage_estimated"
+_STREAM_ABANDONED = f"{attr.OBSERVATION_METADATA}.stream_abandoned"
 
-_OBSERVATION_METADATA = f"{attr.OBSERVATION_METADATA}."
+
+def copy_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A plain dict of a span's attributes: a read-only view of a dict is copied in C (15x
+    faster than ``dict(view)``); the SDK's ``BoundedAttributes`` item by item.
+    """
+    if not attributes:
+        return {}
+    try:
+        copied = attributes.copy()  # type: ignore[attr-defined]
+    except AttributeError:
+        return dict(attributes)
+    return copied if type(copied) is dict else dict(attributes)
 
 
 def langfuse_view(span: ReadableSpan, scope: InstrumentationScope) -> ReadableSpan:
     """``span`` as the Langfuse sink sends it (see the module docstring)."""
-    attributes: dict[str, Any] = dict(span.attributes or {})
+    attributes = copy_attributes(span.attributes)
     context = span.context
     parent = span.parent
     stage_trace = attributes.get(attr.LANGFUSE_TRACE_ID)
@@ -65,16 +81,16 @@ def langfuse_view(span: ReadableSpan, scope: InstrumentationScope) -> ReadableSp
                 parent = None  # the stage: its Langfuse trace's root
         except ValueError:
             pass  # not an id we wrote: leave the span where it is
-    for key, name in _CONTEXT_METADATA:
+    for key, metadata_key in _CONTEXT_METADATA:
         value = attributes.get(key)
-        if value and f"{_OBSERVATION_METADATA}{name}" not in attributes:
-            attributes[f"{_OBSERVATION_METADATA}{name}"] = value
+        if value and metadata_key not in attributes:
+            attributes[metadata_key] = value
     if attributes.get(attr.USAGE_ESTIMATED) is True and (
         attributes.get(attr.USAGE_INPUT) or attributes.get(attr.USAGE_OUTPUT)
     ):  # the tokens Langfuse shows are its own count; ours was only an estimate
-        attributes[f"{_OBSERVATION_METADATA}usage_estimated"] = "true"
+        attributes[_USAGE_ESTIMATED] = "true"
     if attributes.get(attr.STREAM_ABANDONED) is True:
-        attributes[f"{_OBSERVATION_METADATA}stream_abandoned"] = "true"
+        attributes[_STREAM_ABANDONED] = "true"
     return ReadableSpan(
         name=span.name,
         context=context,
