@@ -30,6 +30,10 @@ T = TypeVar("T")
 EXIT_PRIORITY = 10
 
 _resets: dict[int, tuple[weakref.ref[Any], Callable[[Any], None]]] = {}
+# Objects whose operation in progress must finish before a fork (a SQLite write transaction
+# cannot be carried into a child): acquire before the fork, release after it in the parent.
+_holds: dict[int, tuple[weakref.ref[Any], Callable[[Any], bool], Callable[[Any], None]]] = {}
+_held: list[tuple[Any, Callable[[Any], None]]] = []
 _module_resets: list[Callable[[], None]] = []
 _exit_hooks: list[Callable[[], None]] = []
 _hook_installed = False
@@ -55,6 +59,25 @@ def reset_in_child(obj: T, reset: Callable[[T], None]) -> None:
     _install()
 
 
+def hold_during_fork(obj: T, acquire: Callable[[T], bool], release: Callable[[T], None]) -> None:
+    """Call ``acquire(obj)`` in the forking thread just before every fork while ``obj`` is
+    alive (held weakly), and ``release(obj)`` after it in the parent when it returned True.
+
+    For an operation that must not be cut in half by a fork (a database write): the child
+    then starts from a consistent state, and resets whatever the acquire took (its lock is
+    made anew). ``acquire`` should wait a bounded time and return False when it gave up.
+    """
+    key = id(obj)
+
+    def forget(_ref: weakref.ref[Any], key: int = key) -> None:
+        entry = _holds.get(key)
+        if entry is not None and entry[0] is _ref:
+            del _holds[key]
+
+    _holds[key] = (weakref.ref(obj, forget), acquire, release)
+    _install()
+
+
 def on_fork_in_child(reset: Callable[[], None]) -> None:
     """Call ``reset()`` in every child forked from now on (module-level state: locks)."""
     _module_resets.append(reset)
@@ -64,8 +87,8 @@ def on_fork_in_child(reset: Callable[[], None]) -> None:
 def keep_forever(obj: object) -> None:
     """Never finalize ``obj`` in this process (an inherited SQLite connection).
 
-    SQLite forbids closing in a child a connection the parent opened (a write transaction the
-    parent has open would be rolled back under it); the process's exit closes the file
+    SQLite forbids closing in a child a connection the parent opened in the middle of a write
+    transaction (it would be rolled back under the parent); the process's exit closes the file
     descriptor, which is safe.
     """
     try:
@@ -114,8 +137,24 @@ class _Anchor:
 _ANCHOR = _Anchor()
 
 
+def _before_fork() -> None:
+    _held.clear()
+    for ref, acquire, release in list(_holds.values()):
+        obj = ref()
+        if obj is not None and acquire(obj):
+            _held.append((obj, release))
+
+
+def _after_fork_in_parent() -> None:
+    held = list(_held)
+    _held.clear()
+    for obj, release in reversed(held):
+        release(obj)
+
+
 def _after_fork_in_child() -> None:
     global _after_forker_registered
+    _held.clear()  # what the parent holds; the resets below make it anew
     for module_reset in list(_module_resets):
         module_reset()
     for ref, reset in list(_resets.values()):
@@ -137,4 +176,8 @@ def _install() -> None:
         return
     _hook_installed = True
     if hasattr(os, "register_at_fork"):  # POSIX only; elsewhere there is no fork
-        os.register_at_fork(after_in_child=_after_fork_in_child)
+        os.register_at_fork(
+            before=_before_fork,
+            after_in_parent=_after_fork_in_parent,
+            after_in_child=_after_fork_in_child,
+        )

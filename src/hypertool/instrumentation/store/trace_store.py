@@ -27,7 +27,7 @@ from hypertool.instrumentation._config import (
     DEFAULT_STORE_MAX_FIELD_CHARS,
     ConfigError,
 )
-from hypertool.instrumentation._fork import keep_forever, reset_in_child
+from hypertool.instrumentation._fork import hold_during_fork, keep_forever, reset_in_child
 from hypertool.instrumentation._log import logger
 from hypertool.instrumentation.store import queries
 from hypertool.instrumentation.store.queries import ReportBy
@@ -101,11 +101,15 @@ class TraceStore:
         self._lock = threading.RLock()
         self._create, self._busy_timeout_ms = create, busy_timeout_ms
         self._busy_timeout_s = busy_timeout_ms / 1000
-        self._connection: sqlite3.Connection | None = connect(
-            self.path, create=create, busy_timeout_ms=busy_timeout_ms
-        )
+        self._connection: sqlite3.Connection | None = None
         self._reopen = False
+        self._held_at_fork = False
+        # Registered before connecting: opening migrates the file in a write transaction,
+        # which a fork must not cut in half either.
+        hold_during_fork(self, TraceStore._before_fork, TraceStore._after_fork_in_parent)
         reset_in_child(self, TraceStore._after_fork)
+        with self._lock:
+            self._connection = connect(self.path, create=create, busy_timeout_ms=busy_timeout_ms)
         self._last_purge = time.monotonic()
         try:
             self.purge()
@@ -121,11 +125,27 @@ class TraceStore:
                 self._connection.close()
                 self._connection = None
 
+    # A fork waits for the operation in progress (a write: milliseconds; at most the busy
+    # timeout), so the child inherits an idle connection, which SQLite allows it to close. The
+    # child opens its own on first use.
+    def _before_fork(self) -> bool:
+        self._held_at_fork = self._lock.acquire(timeout=self._busy_timeout_s * 2 + 1)
+        return self._held_at_fork
+
+    def _after_fork_in_parent(self) -> None:
+        self._held_at_fork = False
+        self._lock.release()
+
     def _after_fork(self) -> None:
         self._lock = threading.RLock()
         if self._connection is not None:
-            keep_forever(self._connection)  # the parent's: never used nor closed here
+            if self._held_at_fork:
+                with contextlib.suppress(sqlite3.Error):
+                    self._connection.close()
+            else:  # cut in the middle of an operation: never touch it (keep its fd till exit)
+                keep_forever(self._connection)
             self._connection, self._reopen = None, True
+        self._held_at_fork = False
 
     def __enter__(self) -> TraceStore:
         return self
