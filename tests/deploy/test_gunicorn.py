@@ -32,24 +32,11 @@ class Gunicorn:
     """gunicorn in a subprocess; its log is read by a thread (never a blocking read)."""
 
     def __init__(self, env: dict[str, str]) -> None:
+        command = [sys.executable, "-m", "gunicorn", "--preload", "--workers", str(WORKERS)]
+        command += ["--bind", "127.0.0.1:0", "--config", str(HERE / "gunicorn_conf.py")]
+        command += ["--chdir", str(HERE), "--graceful-timeout", "20", "gunicorn_app:app"]
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--preload",
-                "--workers",
-                str(WORKERS),
-                "--bind",
-                "127.0.0.1:0",
-                "--config",
-                str(HERE / "gunicorn_conf.py"),
-                "--chdir",
-                str(HERE),
-                "--graceful-timeout",
-                "20",
-                "gunicorn_app:app",
-            ],  # fmt: skip
+            command,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

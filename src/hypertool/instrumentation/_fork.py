@@ -139,10 +139,16 @@ _ANCHOR = _Anchor()
 
 def _before_fork() -> None:
     _held.clear()
-    for ref, acquire, release in list(_holds.values()):
-        obj = ref()
-        if obj is not None and acquire(obj):
-            _held.append((obj, release))
+    seen: set[int] = set()
+    # Again until nothing new: an object registered by another thread while we waited (a store
+    # being opened) is taken too. Once this returns no other thread runs Python code until the
+    # fork, and an object not registered yet has no operation in progress.
+    while pending := [(key, entry) for key, entry in list(_holds.items()) if key not in seen]:
+        for key, (ref, acquire, release) in pending:
+            seen.add(key)
+            obj = ref()
+            if obj is not None and acquire(obj):
+                _held.append((obj, release))
 
 
 def _after_fork_in_parent() -> None:
