@@ -5,7 +5,7 @@ generation's prompt is ``gen:<tag>``, unique per call, so the test can tell whic
 how often. The program ends with one line ``report <json>``.
 
 Shapes:
-    children N CALLS: ``os.fork()`` N children (8 at a time) that each make CALLS calls and exit
+    children N CALLS: ``os.fork()`` N children (4 at a time) that each make CALLS calls and exit
         with ``sys.exit``; the parent makes calls between forks, so its queues are never empty.
     busy N: fork N children while parent threads read budgets, call under policy ``block``, keep
         the recorder queue full and flush the store; a child that is not done in
@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from hypertool.instrumentation import LangfuseIntegration, ObservableLLM
 
 CHILD_TIMEOUT_S = 20.0
-PARALLEL = 8
+PARALLEL = 4
 PERSONA = "backend-engineer"
 UNBUDGETED = "deploy-tester"
 
