@@ -5,11 +5,17 @@ pipeline (:mod:`~hypertool.instrumentation.export`), the local store
 (:mod:`~hypertool.instrumentation.store`), the recorder thread and recorders
 (:mod:`~hypertool.instrumentation.recording`), and the budget ledger, and lends itself to
 capture (:mod:`~hypertool.instrumentation.capture`) as the target calls are handed to.
+
+Lifetimes: nothing of the library holds an integration strongly (its threads, the exit hook
+and the fork registry hold weak references), so one dropped without :meth:`shutdown` is
+collected; what it still had pending is then delivered from a short-lived thread (within the
+exit timeout) and its threads and files end. At process exit (and at the exit of a
+``multiprocessing`` child) every live integration is shut down.
 """
 
 from __future__ import annotations
 
-import atexit
+import functools
 import threading
 import time
 import weakref
@@ -19,6 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from hypertool.instrumentation import semconv as attr
 from hypertool.instrumentation._config import Settings, load_settings, mask_secret
+from hypertool.instrumentation._fork import at_exit, on_fork_in_child
 from hypertool.instrumentation._log import enable_debug_logging, forget_warnings, logger, warn_once
 from hypertool.instrumentation.budget import BudgetLedger, History, Period, Policy
 from hypertool.instrumentation.export.drops import dropped_spans_counter
@@ -148,19 +155,25 @@ class LangfuseIntegration:
                 sinks,
                 queue_size=settings.queue_size,
                 exit_timeout=settings.exit_timeout,
-                on_drop=(self._count_dropped,),
+                # Not a bound method: the pipeline must not keep the integration alive.
+                on_drop=(functools.partial(_count_dropped, self.metrics_registry),),
                 tracer_provider=tracer_provider,
             )
             if sinks
             else None
         )
         tracer = self._pipeline.tracer if self._pipeline else None
+        deferred = self._deferred
+
+        def sync() -> None:  # not self.drain: the ledger must not keep the integration alive
+            deferred.drain()
+
         self.budgets = BudgetLedger(
             personas,
             period=cast(Period, settings.budget_period),
             policy=cast(Policy, settings.budget_policy),
             history=history,
-            sync=self.drain,
+            sync=sync,
         )
         clean = Cleaner(chain(mask), settings.max_field_chars)
         common = {
@@ -179,10 +192,15 @@ class LangfuseIntegration:
             tracer, self.prices, self.budgets, clean, finished=finished, common=common
         )
         self._traces = TraceRecorder(tracer, clean, self, self.trace_url, common)
-        ref = weakref.ref(self)
-        # Weakly referenced: a bound method would keep every integration alive until exit.
-        self._atexit = lambda: (i := ref()) is not None and i.shutdown(i._exit_budget())
-        atexit.register(self._atexit)
+        # Collected without shutdown(): finish the pending work elsewhere. The finalizer holds
+        # the queue and the pipeline, never the integration (items waiting in the queue refer
+        # to it, so it is only collected once they are recorded).
+        self._finalizer = weakref.finalize(
+            self, _release, self._deferred, self._pipeline, settings.exit_timeout
+        )
+        self._finalizer.atexit = False  # exit shuts live integrations down (_shutdown_all)
+        _live.add(self)
+        at_exit(_shutdown_all)
 
     def _build_sinks(
         self, exporters: Mapping[str, SpanExporter]
@@ -252,9 +270,6 @@ class LangfuseIntegration:
 
             return REGISTRY
         return self._metrics_registry
-
-    def _count_dropped(self, sink: str, count: int) -> None:
-        dropped_spans_counter(self._metrics_registry).labels(sink).inc(count)
 
     def add_listener(self, listener: GenerationListener) -> None:
         """Tell ``listener`` of every generation recorded from now on (metrics, stores)."""
@@ -467,19 +482,61 @@ class LangfuseIntegration:
         timeout by default), and stop; runs at process exit too. Generations still unrecorded
         when the time runs out are counted as dropped by every sink.
         """
-        atexit.unregister(self._atexit)
+        self._finalizer.detach()
+        _live.discard(self)
         budget = max(self.settings.exit_timeout if timeout is None else timeout, 0.0)
-        deadline = time.monotonic() + budget
-        recorded = self._deferred.drain(budget)
-        left = 0 if recorded else self._deferred.discard()
-        if self._pipeline is None:
-            return recorded
-        self._pipeline.count_dropped(left)
-        return self._pipeline.close(deadline - time.monotonic()) and recorded
+        return _close(self._deferred, self._pipeline, budget)
+
+
+def _count_dropped(registry: CollectorRegistry, sink: str, count: int) -> None:
+    dropped_spans_counter(registry).labels(sink).inc(count)
+
+
+def _close(deferred: DeferredWork, pipeline: Pipeline | None, timeout: float) -> bool:
+    """Record what is pending and deliver it, within ``timeout`` seconds together; stop."""
+    deadline = time.monotonic() + timeout
+    recorded = deferred.drain(timeout)
+    left = 0 if recorded else deferred.discard()
+    if pipeline is None:
+        return recorded
+    pipeline.count_dropped(left)
+    return pipeline.close(deadline - time.monotonic()) and recorded
+
+
+def _release(deferred: DeferredWork, pipeline: Pipeline | None, timeout: float) -> None:
+    """An integration was collected without shutdown(): close it off the collecting thread
+    (possibly the caller's); not a daemon, so process exit waits for it, within ``timeout``.
+    """
+    try:
+        threading.Thread(
+            target=_close, args=(deferred, pipeline, timeout), name="hypertool-release"
+        ).start()
+    except RuntimeError:  # interpreter shutdown: no new threads; count what is left
+        _close(deferred, pipeline, 0.0)
+
+
+_live: weakref.WeakSet[LangfuseIntegration] = weakref.WeakSet()
+
+
+def _shutdown_all() -> None:
+    """At exit: shut every live integration down (each within its exit timeout)."""
+    for integration in list(_live):
+        try:
+            integration.shutdown(integration._exit_budget())
+        except Exception:
+            logger.debug("shutdown at exit failed", exc_info=True)
 
 
 _default: LangfuseIntegration | None = None
 _default_lock = threading.Lock()
+
+
+def _fresh_default_lock() -> None:
+    global _default_lock
+    _default_lock = threading.Lock()
+
+
+on_fork_in_child(_fresh_default_lock)
 
 
 def get_langfuse_integration() -> LangfuseIntegration:

@@ -5,7 +5,9 @@ on the delivery thread) and answers the questions the Langfuse UI answers — co
 slowest and failed generations, a trace as a tree — with no account and no network.
 
 Several threads and processes may write one store at once (WAL mode, a busy timeout and
-bounded retries); a span delivered twice is stored once.
+bounded retries); a span delivered twice is stored once. A store object carried into a forked
+child opens a connection of its own there on first use (SQLite connections must not cross a
+fork; the inherited one is never used nor closed).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from hypertool.instrumentation._config import (
     DEFAULT_STORE_MAX_FIELD_CHARS,
     ConfigError,
 )
+from hypertool.instrumentation._fork import hold_during_fork, keep_forever, reset_in_child
 from hypertool.instrumentation._log import logger
 from hypertool.instrumentation.store import queries
 from hypertool.instrumentation.store.queries import ReportBy
@@ -61,6 +64,10 @@ def check_settings(retention_days: float, max_field_chars: int) -> None:
         raise ConfigError(f"max_field_chars={max_field_chars!r} must be at least 1")
 
 
+class BatchAbandoned(Exception):
+    """The batch was rolled back: its writer was told, just before committing, to drop it."""
+
+
 class TraceStore:
     """One store file: writes spans, answers reports. Safe to share between threads.
 
@@ -92,10 +99,17 @@ class TraceStore:
         self.path = Path(path).expanduser()
         self.retention_days, self.max_field_chars = retention_days, max_field_chars
         self._lock = threading.RLock()
+        self._create, self._busy_timeout_ms = create, busy_timeout_ms
         self._busy_timeout_s = busy_timeout_ms / 1000
-        self._connection: sqlite3.Connection | None = connect(
-            self.path, create=create, busy_timeout_ms=busy_timeout_ms
-        )
+        self._connection: sqlite3.Connection | None = None
+        self._reopen = False
+        self._held_at_fork = False
+        # Registered before connecting: opening migrates the file in a write transaction,
+        # which a fork must not cut in half either.
+        hold_during_fork(self, TraceStore._before_fork, TraceStore._after_fork_in_parent)
+        reset_in_child(self, TraceStore._after_fork)
+        with self._lock:
+            self._connection = connect(self.path, create=create, busy_timeout_ms=busy_timeout_ms)
         self._last_purge = time.monotonic()
         try:
             self.purge()
@@ -106,9 +120,32 @@ class TraceStore:
     def close(self) -> None:
         """Close the connection (idempotent)."""
         with self._lock:
+            self._reopen = False
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+
+    # A fork waits for the operation in progress (a write: milliseconds; at most the busy
+    # timeout), so the child inherits an idle connection, which SQLite allows it to close. The
+    # child opens its own on first use.
+    def _before_fork(self) -> bool:
+        self._held_at_fork = self._lock.acquire(timeout=self._busy_timeout_s * 2 + 1)
+        return self._held_at_fork
+
+    def _after_fork_in_parent(self) -> None:
+        self._held_at_fork = False
+        self._lock.release()
+
+    def _after_fork(self) -> None:
+        self._lock = threading.RLock()
+        if self._connection is not None:
+            if self._held_at_fork:
+                with contextlib.suppress(sqlite3.Error):
+                    self._connection.close()
+            else:  # cut in the middle of an operation: never touch it (keep its fd till exit)
+                keep_forever(self._connection)
+            self._connection, self._reopen = None, True
+        self._held_at_fork = False
 
     def __enter__(self) -> TraceStore:
         return self
@@ -128,18 +165,31 @@ class TraceStore:
         with self._lock:
             connection = self._connection
             if connection is None:
-                raise StoreError(f"{self.path}: the trace store is closed")
+                if not self._reopen:
+                    raise StoreError(f"{self.path}: the trace store is closed")
+                connection = connect(
+                    self.path, create=self._create, busy_timeout_ms=self._busy_timeout_ms
+                )
+                self._connection, self._reopen = connection, False
             return with_retry(self.path, lambda: operation(connection), self._busy_timeout_s)
 
     # -- writing -------------------------------------------------------------------------
-    def write_spans(self, spans: Sequence[ReadableSpan]) -> int:
+    def write_spans(
+        self, spans: Sequence[ReadableSpan], *, keep: Callable[[], bool] | None = None
+    ) -> int:
         """Store finished spans in one transaction; a span stored before is replaced.
+
+        Args:
+            spans: The spans.
+            keep: Asked just before the commit; when it returns False the batch is rolled back
+                and :class:`BatchAbandoned` raised (the delivery processor gave up on it).
 
         Returns:
             The number of spans written.
 
         Raises:
             StoreError: The batch could not be written (nothing of it was).
+            BatchAbandoned: ``keep`` said no (nothing of it was written).
 
         """
         from hypertool.instrumentation.store import rows
@@ -156,6 +206,8 @@ class TraceStore:
             rows.INSERT_OBSERVATION.run(connection, observations)
             rows.UPSERT_PLACEHOLDER.run(connection, placeholders)
             rows.UPSERT_ROOT.run(connection, roots)
+            if keep is not None and not keep():
+                raise BatchAbandoned
 
         if observations:
             self._run(lambda connection: in_transaction(connection, write))
