@@ -924,20 +924,31 @@ async def test_same_contract_as_langfuse_sdk(
 
 
 # -- What Langfuse shows must be what happened ---------------------------------------------------
+def with_store(
+    make_integration: Callable[..., LangfuseIntegration],
+    receiver: LoopbackOTLP,
+    store_path: Path,
+    **kwargs: Any,
+) -> LangfuseIntegration:
+    """An integration sending to the receiver as Langfuse, and to a local store."""
+    public_key, secret_key = unique_keys()
+    return make_integration(
+        public_key=public_key,
+        secret_key=secret_key,
+        host=receiver.url,
+        exporters={"store": StoreExporter(store_path)},
+        **kwargs,
+    )
+
+
 async def test_workflow_stages_are_langfuse_traces_with_one_user_each(
     receiver: LoopbackOTLP, make_integration: Callable[..., LangfuseIntegration], tmp_path: Path
 ) -> None:
     """Langfuse keeps one user per trace and its default Users view sums a trace's tokens
     under that user: each stage is a Langfuse trace of its own, in the workflow's session.
     """
-    public_key, secret_key = unique_keys()
     store_path = tmp_path / "traces.db"
-    langfuse = make_integration(
-        public_key=public_key,
-        secret_key=secret_key,
-        host=receiver.url,
-        exporters={"store": StoreExporter(store_path)},
-    )
+    langfuse = with_store(make_integration, receiver, store_path)
     sizes = {"plan": (10, 5), "api": (100, 20), "ui": (200, 40), "review": (7, 3), "ops": (50, 9)}
 
     async def call_llm(prompt: str) -> Any:
@@ -1082,14 +1093,8 @@ async def test_estimates_and_failures_send_no_usage(
     counts and prices the tokens itself. A failed call sends what the SDK sends: no usage, no
     cost, no empty output. The store, budgets and metrics keep the estimate, marked.
     """
-    public_key, secret_key = unique_keys()
     store_path = tmp_path / "traces.db"
-    langfuse = make_integration(
-        public_key=public_key,
-        secret_key=secret_key,
-        host=receiver.url,
-        exporters={"store": StoreExporter(store_path)},
-    )
+    langfuse = with_store(make_integration, receiver, store_path)
     plain = ObservableLLM(lambda prompt: "a plain answer", model="gpt-4", langfuse=langfuse)
 
     def fail(prompt: str) -> str:
@@ -1129,15 +1134,9 @@ async def test_environment_release_and_sdk_on_every_observation(
 ) -> None:
     monkeypatch.setenv("LANGFUSE_TRACING_ENVIRONMENT", "Staging")  # Langfuse lower-cases it
     monkeypatch.setenv("LANGFUSE_RELEASE", "from-env")
-    public_key, secret_key = unique_keys()
     store_path = tmp_path / "traces.db"
-    langfuse = make_integration(
-        public_key=public_key,
-        secret_key=secret_key,
-        host=receiver.url,
-        release="v2.0.0",  # the argument wins over the environment
-        exporters={"store": StoreExporter(store_path)},
-    )
+    # The argument wins over the environment.
+    langfuse = with_store(make_integration, receiver, store_path, release="v2.0.0")
     workflow = WorkflowTracer("release", langfuse=langfuse, persona="devops-engineer")
     with workflow, workflow.stage("build", "backend-engineer"):
         langfuse.create_generation(

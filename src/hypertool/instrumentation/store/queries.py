@@ -78,17 +78,26 @@ def _since(column: str, since_ns: int | None) -> tuple[str, list[Any]]:
     return ("", []) if since_ns is None else (f" AND {column} >= ?", [since_ns])
 
 
+def _deployment_conditions(
+    table: str, environment: str | None, release: str | None
+) -> tuple[list[str], list[Any]]:
+    """Conditions on a traces table (``table`` is its alias and a dot, or "") keeping the
+    traces recorded with that environment and release.
+    """
+    conditions: list[str] = []
+    params: list[Any] = []
+    for column, value in (("environment", environment), ("release", release)):
+        if value is not None:
+            conditions.append(f"{table}{column} = ?")
+            params.append(value)
+    return conditions, params
+
+
 def _deployment(column: str, environment: str | None, release: str | None) -> tuple[str, list[Any]]:
     """A condition keeping the observations of traces of that environment and release (kept
     per trace: the small traces table is searched, never the wide observation rows).
     """
-    conditions, params = [], []
-    if environment is not None:
-        conditions.append("environment = ?")
-        params.append(environment)
-    if release is not None:
-        conditions.append("release = ?")
-        params.append(release)
+    conditions, params = _deployment_conditions("", environment, release)
     if not conditions:
         return "", []
     where = " AND ".join(conditions)
@@ -176,14 +185,8 @@ def traces(
     release: str | None = None,
 ) -> list[dict[str, Any]]:
     """Most recent traces first, with their generations' totals."""
-    conditions = ["1 = 1"]
-    params: list[Any] = []
-    if environment is not None:
-        conditions.append("t.environment = ?")
-        params.append(environment)
-    if release is not None:
-        conditions.append("t.release = ?")
-        params.append(release)
+    deployment, params = _deployment_conditions("t.", environment, release)
+    conditions = ["1 = 1", *deployment]
     if persona is not None:
         # Multi-persona workflows: a persona "is in" a trace when it did any of the work.
         conditions.append(
