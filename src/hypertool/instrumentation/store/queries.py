@@ -230,7 +230,12 @@ def count_traces(connection: sqlite3.Connection, filters: Filters) -> int:
 def _metadata(text: str | None) -> dict[str, Any]:
     from hypertool.instrumentation import semconv as attr  # only when rows are shown
 
-    metadata: dict[str, Any] = json.loads(text) if text else {}
+    try:
+        metadata = json.loads(text) if text else {}
+    except ValueError:  # not written by us: shown as it is rather than failing the page
+        metadata = {"unparsed": text}
+    if not isinstance(metadata, dict):
+        metadata = {"unparsed": metadata}
     for key in (attr.USAGE_DETAILS, attr.COST_DETAILS):
         value = metadata.get(key)
         if isinstance(value, str):  # stored as sent (a JSON string), shown as an object

@@ -22,6 +22,12 @@ APPLICATION_ID = 0x48545452
 """``PRAGMA application_id`` of a hypertool trace store ("HTTR")."""
 
 _COMPLETION_START = "langfuse.observation.completion_start_time"  # semconv.COMPLETION_START_TIME
+# Its value, a JSON-quoted ISO time inside the metadata JSON, as SQLite's time functions read it
+# (CASE, since only it promises not to parse metadata that is not JSON).
+_FIRST_TOKEN = (
+    "CASE WHEN json_valid(metadata) THEN "
+    f"""trim(json_extract(metadata, '$."{_COMPLETION_START}"'), '"') END"""
+)
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: the initial schema. Large text columns come last, so scans that aggregate numbers
@@ -88,12 +94,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # from an index instead of the wide rows.
     (
         "ALTER TABLE observations ADD COLUMN completion_start_ns INTEGER",
+        # Whole seconds and milliseconds apart: julianday()'s double loses microseconds.
         f"""
-        UPDATE observations SET completion_start_ns = CAST(round(
-            (julianday(trim(json_extract(metadata, '$."{_COMPLETION_START}"'), '"'))
-             - 2440587.5) * 86400000000) AS INTEGER) * 1000
+        UPDATE observations SET completion_start_ns = (
+            CAST(strftime('%s', {_FIRST_TOKEN}) AS INTEGER) * 1000
+            + CAST(round(strftime('%f', {_FIRST_TOKEN}) * 1000) AS INTEGER) % 1000
+        ) * 1000000
         WHERE type = 'generation' AND metadata LIKE '%"{_COMPLETION_START}"%'
-            AND json_valid(metadata)
+            AND ({_FIRST_TOKEN}) IS NOT NULL
         """,
         """
         CREATE INDEX observations_streamed

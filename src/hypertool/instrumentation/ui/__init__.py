@@ -10,7 +10,7 @@ of it, and :func:`serve` says which ``pip install`` to run when it is missing.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 from pathlib import Path
 
 INSTALL = "pip install 'hypertool-instrumentation[ui]'"
@@ -25,7 +25,13 @@ class UiUnavailableError(RuntimeError):
 
 def missing_dependencies() -> list[str]:
     """The packages of the ``[ui]`` extra that cannot be imported here."""
-    return [name for name in _NEEDS if importlib.util.find_spec(name) is None]
+    missing = []
+    for name in _NEEDS:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
 
 
 def require() -> None:
