@@ -4,7 +4,8 @@ same documents the CLI prints: a chart shows the numbers of the table beside it.
 A spec is plain JSON: ``kind`` (``time``: x is a time in seconds; ``category``: x is an index
 into ``labels``), ``style`` (``line``, ``bars``), ``unit`` of the values (``usd``,
 ``tokens``, ``percent``, ``count``), ``x`` (and ``labels`` of categories) and ``series`` of
-``{label, color, values}``; ``stacked`` bars sit on each other.
+``{label, color, values}``; ``stacked`` bars sit on each other; ``bucket`` is the width of a
+time bucket in seconds.
 Personas keep one colour on every chart.
 """
 
@@ -63,6 +64,7 @@ def time_series(
         "style": style,
         "unit": unit,
         "stacked": style == "bars",
+        "bucket": document["bucket_seconds"],
         "x": [start / 1e9 for start in buckets],
         "series": [
             {"label": label(p), "color": colour(p, names), "values": values[p]} for p in personas
@@ -78,6 +80,7 @@ def error_rate(document: Mapping[str, Any]) -> dict[str, Any]:
         "kind": "time",
         "style": "line",
         "unit": "percent",
+        "bucket": document["bucket_seconds"],
         "x": [start / 1e9 for start in buckets],
         "series": [
             {
@@ -155,12 +158,13 @@ def bin_labels(edges_ms: Sequence[int]) -> list[str]:
 def histogram(
     rows: Sequence[Mapping[str, Any]], edges_ms: Sequence[int], names: Sequence[str | None]
 ) -> dict[str, Any]:
-    """Counts per latency bin: bars for one group, a line per group (model or persona) for
-    several, so they can be told apart.
+    """Counts per latency bin, stacked by group (model or persona): the bars show the whole
+    distribution, their segments who made it (lines of several groups would hide each other).
     """
     return {
         "kind": "category",
-        "style": "bars" if len(rows) == 1 else "line",
+        "style": "bars",
+        "stacked": True,
         "xlabel": "latency",
         "unit": "count",
         "labels": bin_labels(edges_ms),

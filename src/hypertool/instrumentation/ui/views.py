@@ -85,6 +85,7 @@ class Site:
             ranges=list(RANGES),
             page_sizes=PAGE_SIZES,
             store_path=str(self.store.path),
+            store_name=self.store.path.name,
             version=version,
             version_url="/api/version" + (f"?trace={trace_id}" if trace_id else ""),
             facets=self.facets(self.store.data_version()),

@@ -82,9 +82,10 @@
       xAxis.size = crowded ? 30 + longest * 5 : 40;
       series[0].value = function (u, v) { return labels[v] === undefined ? "—" : labels[v]; };
       scales.x.range = function () { return [-0.5, spec.x.length - 0.5]; };
-    } else if (spec.style === "bars") {
-      var step = spec.x.length > 1 ? spec.x[1] - spec.x[0] : 3600;
-      scales.x.range = function () { return [spec.x[0] - step / 2, spec.x[spec.x.length - 1] + step / 2]; };
+    } else {
+      // The whole range asked for, half a bucket either side: one bucket is not a year.
+      var half = (spec.bucket || 60) / 2;
+      scales.x.range = function () { return [spec.x[0] - half, spec.x[spec.x.length - 1] + half]; };
     }
     var opts = {
       width: Math.max(plot.clientWidth, 320),
