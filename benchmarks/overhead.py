@@ -46,6 +46,7 @@ for _name in list(os.environ):
 # Langfuse (c) exports to the receiver only, so (c) and (d) do the same work.
 os.environ["HYPERTOOL_STORE"] = "off"
 
+from loopback import LoopbackOTLP  # noqa: E402  (needs the sys.path entry above)
 from opentelemetry.exporter.otlp.proto.http import Compression  # noqa: E402
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: E402
 from opentelemetry.sdk.resources import Resource  # noqa: E402
@@ -53,7 +54,6 @@ from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
 
 from hypertool.instrumentation import LangfuseIntegration, ObservableLLM  # noqa: E402
-from loopback import LoopbackOTLP  # noqa: E402  (needs the sys.path entry above)
 
 PROMPT = "Design a REST API for user profiles"
 RESPONSE: dict[str, Any] = {

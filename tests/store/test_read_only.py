@@ -31,7 +31,7 @@ def test_read_only_store_refuses_every_write(tmp_path: Path) -> None:
             store.purge()
     connection = connect_read_only(seeded.path, busy_timeout_ms=100)
     try:
-        with pytest.raises(sqlite3.OperationalError, match="readonly|read-only|query_only"):
+        with pytest.raises(sqlite3.OperationalError, match=r"readonly|read-only|query_only"):
             connection.execute("DELETE FROM traces")
     finally:
         connection.close()

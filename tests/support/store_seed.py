@@ -260,9 +260,7 @@ def generation_attributes(gen: Gen, trace_name: str, start_ns: int = 0) -> dict[
         attributes[attr.LEVEL] = attr.LEVEL_ERROR
         attributes[attr.STATUS_MESSAGE] = gen.error
     if gen.first_token_ms is not None:
-        attributes[attr.COMPLETION_START_TIME] = iso_time(
-            start_ns + int(gen.first_token_ms * MS)
-        )
+        attributes[attr.COMPLETION_START_TIME] = iso_time(start_ns + int(gen.first_token_ms * MS))
     return attributes
 
 

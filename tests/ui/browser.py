@@ -37,17 +37,19 @@ _CHART_JS = """
   const canvas = figure.querySelector("canvas");
   if (figure.dataset.drawn !== "true" || !canvas) { return { drawn: false }; }
   const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
-  const colours = spec.series.map((s) => [1, 3, 5].map((at) => parseInt(s.color.slice(at, at + 2), 16)));
+  const rgb = (hex) => [1, 3, 5].map((at) => parseInt(hex.slice(at, at + 2), 16));
+  const colours = spec.series.map((s) => rgb(s.color));
   const counts = colours.map(() => 0);
   for (let i = 0; i < pixels.length; i += 4) {
     if (pixels[i + 3] < 200) { continue; }
     colours.forEach(([r, g, b], c) => {
-      if (Math.abs(pixels[i] - r) + Math.abs(pixels[i + 1] - g) + Math.abs(pixels[i + 2] - b) < 24) {
-        counts[c] += 1;
-      }
+      const distance =
+        Math.abs(pixels[i] - r) + Math.abs(pixels[i + 1] - g) + Math.abs(pixels[i + 2] - b);
+      if (distance < 24) { counts[c] += 1; }
     });
   }
-  const legend = [...figure.querySelectorAll(".u-legend .u-series:not(:first-child) .u-label")].map((e) => e.textContent);
+  const labels = figure.querySelectorAll(".u-legend .u-series:not(:first-child) .u-label");
+  const legend = [...labels].map((e) => e.textContent);
   return {
     drawn: true,
     counts,

@@ -5,8 +5,8 @@ errors, and a store that is never written.
 from __future__ import annotations
 
 import csv
-import html
 import hashlib
+import html
 import io
 import json
 from collections.abc import Iterator
@@ -25,6 +25,7 @@ from hypertool.instrumentation.ui.app import CONTENT_SECURITY_POLICY, create_app
 from support.store_seed import Seeded, readable_span
 from ui.conftest import SCRIPT_PROMPT
 
+SINCE = "2020-01-01T00:00:00Z"
 PAGES = ["/", "/personas/devops-engineer", "/traces", "/generations", "/analytics"]
 
 
@@ -108,17 +109,9 @@ def exports(trace_id: str, until: str) -> list[tuple[str, list[str]]]:
             ["report", "--by", "model", "--persona", "devops-engineer"],
         ),
         (
-            f"/analytics?format=json&since=2020-01-01T00:00:00Z&until={until}&persona=devops-engineer",
-            [
-                "analytics",
-                "--since",
-                "2020-01-01T00:00:00Z",
-                "--until",
-                until,
-                "--persona",
-                "devops-engineer",
-            ],
-        ),  # fmt: skip
+            f"/analytics?format=json&since={SINCE}&until={until}&persona=devops-engineer",
+            ["analytics", "--since", SINCE, "--until", until, "--persona", "devops-engineer"],
+        ),
     ]
 
 

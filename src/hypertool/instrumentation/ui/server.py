@@ -13,8 +13,6 @@ import uvicorn
 from hypertool.instrumentation.store.trace_store import TraceStore
 from hypertool.instrumentation.ui.app import create_app
 
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
-
 
 def is_loopback(host: str) -> bool:
     """True when ``host`` is only reachable from this machine."""
@@ -34,16 +32,23 @@ def url_of(host: str, port: int) -> str:
     return f"http://{shown}:{port}/"
 
 
+def exposure_warning(host: str) -> str | None:
+    """What to tell someone serving on ``host``, when other machines can reach it."""
+    if is_loopback(host):
+        return None
+    return (
+        f"hypertool: warning: serving on {host}, reachable from other machines: traces hold "
+        "prompts and completions, and the UI has no login"
+    )
+
+
 def run(store: Path, *, host: str, port: int, open_browser: bool) -> int:
     """Open ``store`` read-only and serve the UI until Ctrl-C; 0 when stopped cleanly."""
     reader = TraceStore(store, read_only=True)
     app = create_app(reader, allowed_hosts=None if is_loopback(host) else ["*"])
-    if not is_loopback(host):
-        print(
-            f"hypertool: warning: serving on {host}, reachable from other machines: traces hold "
-            "prompts and completions, and the UI has no login",
-            file=sys.stderr,
-        )
+    warning = exposure_warning(host)
+    if warning:
+        print(warning, file=sys.stderr)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
 
@@ -62,6 +67,8 @@ def run(store: Path, *, host: str, port: int, open_browser: bool) -> int:
     threading.Thread(target=announce, name="hypertool-ui-announce", daemon=True).start()
     try:
         server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it stopped on: the normal end
+        pass
     finally:
         reader.close()
     return 0 if server.started else 1
