@@ -8,21 +8,19 @@ import csv
 import hashlib
 import html
 import io
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from hypertool.instrumentation.cli import main
 from hypertool.instrumentation.personas import builtin_personas
 from hypertool.instrumentation.store import StoreExporter, TraceStore
 from hypertool.instrumentation.store.overview import Budgets
 from hypertool.instrumentation.ui.app import CONTENT_SECURITY_POLICY, create_app
 from support.store_seed import Seeded, readable_span
+from ui.browser import cli_json
 from ui.conftest import SCRIPT_PROMPT
 
 SINCE = "2020-01-01T00:00:00Z"
@@ -36,14 +34,6 @@ def client(fresh_seeded: Seeded) -> Iterator[TestClient]:
     with TestClient(app, base_url="http://127.0.0.1:8000") as test_client:
         yield test_client
     store.close()
-
-
-def cli_json(capsys: pytest.CaptureFixture[str], store: Path, *argv: str) -> Any:
-    capsys.readouterr()
-    code = main(["--store", str(store), *argv, "--json"])
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    return json.loads(captured.out)
 
 
 def test_every_page_has_the_safety_headers(client: TestClient, fresh_seeded: Seeded) -> None:

@@ -18,13 +18,14 @@ from typing import Any
 
 from hypertool.instrumentation._config import HYPERTOOL_STORE, ConfigError, load_settings
 from hypertool.instrumentation.cli import output as out
+from hypertool.instrumentation.store import documents
 from hypertool.instrumentation.store.filters import (
     STATUSES,
     Filters,
     parse_duration,
     parse_moment,
 )
-from hypertool.instrumentation.store.queries import REPORT_GROUPS, TRACE_SORTS, iso
+from hypertool.instrumentation.store.queries import REPORT_GROUPS, TRACE_SORTS
 from hypertool.instrumentation.store.schema import StoreError
 from hypertool.instrumentation.store.trace_store import TraceStore
 
@@ -49,24 +50,22 @@ def parse_since(text: str, now: datetime | None = None) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive(text: str) -> int:
+def _whole(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}")
     return value
+
+
+def _positive(text: str) -> int:
+    return _whole(text, 1)
 
 
 def _natural(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 0")
-    return value
+    return _whole(text, 0)
 
 
 def _port(text: str) -> int:
@@ -149,10 +148,11 @@ def _personas(args: argparse.Namespace) -> int:
         budgets = configured_budgets()
     except PersonaError as exc:
         raise CliError(str(exc)) from None
+    filters = filters_of(args)
     with _open_store(args) as store:
-        rows = store.personas(budgets, filters_of(args))
+        rows = store.personas(budgets, filters)
     if args.json:
-        _emit({"since": iso(args.since), "until": iso(args.until), "personas": rows})
+        _emit(documents.personas_document(filters, rows))
     else:
         out.show(out.personas_table(rows))
     return 0
@@ -163,7 +163,7 @@ def _report(args: argparse.Namespace) -> int:
     with _open_store(args) as store:
         rows = store.report(args.by, filters=filters)
     if args.json:
-        _emit({"by": args.by, "since": iso(args.since), "filters": filters.as_dict(), "rows": rows})
+        _emit(documents.report_document(args.by, filters, rows))
     elif not rows:
         out.show("No generations recorded" + (" in that period." if args.since else "."))
     else:
@@ -179,7 +179,7 @@ def _traces(args: argparse.Namespace) -> int:
         )
         total = store.count_traces(filters) if args.json else None
     if args.json:
-        _emit({"filters": filters.as_dict(), "total": total, "traces": rows})
+        _emit(documents.traces_document(filters, total or 0, rows))
     elif not rows:
         out.show("No traces match.")
     else:
@@ -210,7 +210,7 @@ def _generations(args: argparse.Namespace) -> int:
         )
         total = store.count_generations(filters) if args.json else None
     if args.json:
-        _emit({"filters": filters.as_dict(), "total": total, "generations": rows})
+        _emit(documents.generations_document(filters, total, rows))
         return 0
     if args.slowest is not None:
         title = f"Slowest {args.slowest} {'failed ' if args.failed else ''}generations"

@@ -103,21 +103,26 @@ class Filters:
         """The filters that are set, by name (for JSON documents and links)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
 
-    def on_generations(self, alias: str = "o") -> tuple[str, list[Any]]:
-        """SQL conditions (joined by AND, starting with the type) and their parameters."""
-        conditions = [f"{alias}.type = 'generation'"]
-        params: list[Any] = []
+    def _time(self, alias: str) -> tuple[list[str], list[Any]]:
+        conditions, params = [], []
         if self.since_ns is not None:
             conditions.append(f"{alias}.start_ns >= ?")
             params.append(self.since_ns)
         if self.until_ns is not None:
             conditions.append(f"{alias}.start_ns < ?")
             params.append(self.until_ns)
-        for column in ("persona", "chatmode", "model", "status"):
-            value = getattr(self, column)
-            if value is not None:
-                conditions.append(f"{alias}.{column} = ?")
-                params.append(value)
+        return conditions, params
+
+    def _equal(self, alias: str, columns: tuple[str, ...]) -> tuple[list[str], list[Any]]:
+        chosen = [(column, getattr(self, column)) for column in columns]
+        chosen = [(column, value) for column, value in chosen if value is not None]
+        return [f"{alias}.{column} = ?" for column, _ in chosen], [value for _, value in chosen]
+
+    def on_generations(self, alias: str = "o") -> tuple[str, list[Any]]:
+        """SQL conditions (joined by AND, starting with the type) and their parameters."""
+        conditions, params = self._time(alias)
+        equal, values = self._equal(alias, ("persona", "chatmode", "model", "status"))
+        conditions, params = [f"{alias}.type = 'generation'", *conditions, *equal], params + values
         if self.workflow is not None:
             conditions.append(f"{WORKFLOW_OF_GENERATION.format(o=alias)} = ?")
             params.append(self.workflow)
@@ -125,8 +130,7 @@ class Filters:
 
     def on_traces(self, alias: str = "t") -> tuple[str, list[Any]]:
         """SQL conditions on the ``traces`` table and their parameters."""
-        conditions = ["1 = 1"]
-        params: list[Any] = []
+        conditions, params = ["1 = 1"], []
         if self.persona is not None:
             # Multi-persona workflows: a persona "is in" a trace when it did any of the work.
             conditions.append(
@@ -134,15 +138,10 @@ class Filters:
                 "(SELECT trace_id FROM observations WHERE persona = ?))"
             )
             params += [self.persona, self.persona]
-        for column in ("chatmode", "workflow", "status"):
-            value = getattr(self, column)
-            if value is not None:
-                conditions.append(f"{alias}.{column} = ?")
-                params.append(value)
-        if self.since_ns is not None:
-            conditions.append(f"{alias}.start_ns >= ?")
-            params.append(self.since_ns)
-        if self.until_ns is not None:
-            conditions.append(f"{alias}.start_ns < ?")
-            params.append(self.until_ns)
+        for more, values in (
+            self._equal(alias, ("chatmode", "workflow", "status")),
+            self._time(alias),
+        ):
+            conditions += more
+            params += values
         return " AND ".join(conditions), params

@@ -19,10 +19,11 @@ from jinja2 import Environment
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from hypertool.instrumentation.store import documents
 from hypertool.instrumentation.store.analytics import BUCKET_SECONDS
 from hypertool.instrumentation.store.filters import Filters
 from hypertool.instrumentation.store.overview import Budgets
-from hypertool.instrumentation.store.queries import TRACE_SORTS, Order, TraceSort, iso
+from hypertool.instrumentation.store.queries import TRACE_SORTS, Order, TraceSort
 from hypertool.instrumentation.store.trace_store import TraceStore
 from hypertool.instrumentation.ui import charts
 from hypertool.instrumentation.ui.params import (
@@ -105,12 +106,14 @@ class Site:
         return HTMLResponse(page, status_code=status)
 
 
-def _report_document(by: str, filters: Filters, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"by": by, "since": iso(filters.since_ns), "filters": filters.as_dict(), "rows": rows}
+def _models_table(filters: Filters, rows: list[dict[str, Any]]) -> Table:
+    """The generations of ``filters`` grouped by model: ``hypertool report --by model``."""
+    document = documents.report_document("model", filters, rows)
+    return Table("models", "By model", REPORT_COLUMNS, rows, document, "No generations match.")
 
 
-def _range_document(query: Query) -> dict[str, Any]:
-    return {"since": iso(query.filters.since_ns), "until": iso(query.filters.until_ns)}
+def _range(query: Query) -> Filters:
+    return Filters(since_ns=query.filters.since_ns, until_ns=query.filters.until_ns)
 
 
 def _respond(
@@ -134,15 +137,9 @@ def _respond(
 def personas_page(site: Site, request: Request) -> Response:
     """Each persona's budget, use and activity: ``hypertool personas --json [--since]``."""
     query = parse_query(request.query_params)
-    range_only = Filters(since_ns=query.filters.since_ns, until_ns=query.filters.until_ns)
-    rows = site.store.personas(site.budgets, range_only)
-    table = Table(
-        "personas",
-        "Personas",
-        PERSONA_COLUMNS,
-        rows,
-        {**_range_document(query), "personas": rows},
-    )
+    rows = site.store.personas(site.budgets, _range(query))
+    document = documents.personas_document(_range(query), rows)
+    table = Table("personas", "Personas", PERSONA_COLUMNS, rows, document)
     totals = [{"persona": row["persona"], **row["activity"]} for row in rows]
     chart = charts.tokens_by_persona([row for row in totals if row["generations"]])
     return _respond(
@@ -182,34 +179,23 @@ def persona_page(site: Site, request: Request) -> Response:
             "Summary",
             PERSONA_COLUMNS,
             [row],
-            {**_range_document(query), "personas": [row]},
+            documents.personas_document(_range(query), [row]),
         ),
         "traces": Table(
             "traces",
             "Traces",
             TRACE_COLUMNS,
             traces,
-            {"filters": filters.as_dict(), "total": total, "traces": traces},
+            documents.traces_document(filters, total, traces),
             "No traces of this persona in this range.",
         ),
-        "models": Table(
-            "models",
-            "By model",
-            REPORT_COLUMNS,
-            models,
-            {
-                "by": "model",
-                "since": iso(filters.since_ns),
-                "filters": filters.as_dict(),
-                "rows": models,
-            },
-        ),
+        "models": _models_table(filters, models),
         "slowest": Table(
             "slowest",
             f"Slowest {SLOWEST_ON_PERSONA_PAGE} generations",
             GENERATION_COLUMNS,
             slowest,
-            {"filters": filters.as_dict(), "generations": slowest},
+            documents.generations_document(filters, row["activity"]["generations"], slowest),
         ),
     }
     return _respond(
@@ -244,14 +230,8 @@ def traces_page(site: Site, request: Request) -> Response:
         offset=query.offset,
     )
     total = site.store.count_traces(filters)
-    table = Table(
-        "traces",
-        "Traces",
-        TRACE_COLUMNS,
-        rows,
-        {"filters": filters.as_dict(), "total": total, "traces": rows},
-        "No traces match.",
-    )
+    document = documents.traces_document(filters, total, rows)
+    table = Table("traces", "Traces", TRACE_COLUMNS, rows, document, "No traces match.")
     return _respond(site, request, query, "traces.html", {"traces": table}, "traces", total=total)
 
 
@@ -305,22 +285,10 @@ def generations_page(site: Site, request: Request) -> Response:
             "Slowest first" if slowest else "Newest first",
             GENERATION_COLUMNS,
             rows,
-            {"filters": filters.as_dict(), "total": total, "generations": rows},
+            documents.generations_document(filters, total, rows),
             "No generations match.",
         ),
-        "models": Table(
-            "models",
-            "By model",
-            REPORT_COLUMNS,
-            models,
-            {
-                "by": "model",
-                "since": iso(filters.since_ns),
-                "filters": filters.as_dict(),
-                "rows": models,
-            },
-            "No generations match.",
-        ),
+        "models": _models_table(filters, models),
     }
     return _respond(site, request, query, "generations.html", tables, "generations", total=total)
 
