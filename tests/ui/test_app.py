@@ -152,6 +152,7 @@ def test_csv_cells_never_start_a_formula(client: TestClient, tmp_path: Path) -> 
         ("/analytics?bucket=7", 400, "bucket"),
         ("/?format=json&table=nope", 400, "table"),
         ("/nowhere", 404, "no such page"),
+        ("/personas/nobody-here", 404, "No persona 'nobody-here'"),
     ],
 )
 def test_errors_are_pages_that_say_what_is_wrong(

@@ -95,7 +95,7 @@ def _store_path(args: argparse.Namespace) -> tuple[Path | None, str]:
     return settings.store_path, source
 
 
-def _open_store(args: argparse.Namespace) -> TraceStore:
+def _existing_store(args: argparse.Namespace) -> Path:
     path, _ = _store_path(args)
     if path is None:
         raise CliError(f"the trace store is off ({HYPERTOOL_STORE}=off); pass --store PATH")
@@ -104,7 +104,11 @@ def _open_store(args: argparse.Namespace) -> TraceStore:
             f"no trace store at {path}: run something instrumented first (e.g. `hypertool "
             f"demo`), or point --store / {HYPERTOOL_STORE} at an existing store"
         )
-    return TraceStore(path, create=False)
+    return path
+
+
+def _open_store(args: argparse.Namespace) -> TraceStore:
+    return TraceStore(_existing_store(args), create=False)
 
 
 def _emit(payload: Any) -> None:
@@ -236,9 +240,7 @@ def _analytics(args: argparse.Namespace) -> int:
 def _ui(args: argparse.Namespace) -> int:
     from hypertool.instrumentation.ui import UiUnavailableError, serve
 
-    path, _ = _store_path(args)
-    if path is None:
-        raise CliError(f"the trace store is off ({HYPERTOOL_STORE}=off); pass --store PATH")
+    path = _existing_store(args)
     try:
         return serve(path, host=args.host, port=args.port, open_browser=args.open)
     except UiUnavailableError as exc:

@@ -9,6 +9,7 @@ to listen elsewhere (a web page elsewhere cannot reach the UI by DNS rebinding).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -87,6 +88,11 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+def pretty_json(value: Any) -> str:
+    """``value`` as indented JSON text (escaped by the template like any other text)."""
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
 def templates() -> Environment:
     """The Jinja2 environment of the UI: autoescaping on for every template."""
     environment = Environment(
@@ -104,6 +110,7 @@ def templates() -> Environment:
         percent=display.percent,
         bucket=display.bucket,
         lookup=lookup,
+        pretty=pretty_json,
     )
     return environment
 

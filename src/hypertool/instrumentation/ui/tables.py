@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,7 +120,8 @@ def export(table: Table, format: str, filename: str) -> Response:
     else:
         body = json.dumps(table.document, indent=2, default=str) + "\n"
         media = "application/json"
-    disposition = f'attachment; filename="{filename}-{table.name}.{format}"'
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{filename}-{table.name}")
+    disposition = f'attachment; filename="{safe}.{format}"'
     return Response(body, media_type=media, headers={"Content-Disposition": disposition})
 
 

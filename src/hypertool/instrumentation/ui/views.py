@@ -169,6 +169,8 @@ def persona_page(site: Site, request: Request) -> Response:
         offset=query.offset,
     )
     total = store.count_traces(filters)
+    if not (row["registered"] or row["activity"]["generations"] or total):
+        return site.error(request, 404, f"No persona {name!r} in this store or configuration.")
     models = store.report("model", filters=filters)
     slowest = store.generations(slowest=SLOWEST_ON_PERSONA_PAGE, filters=filters)
     document = store.analytics(filters)
