@@ -184,17 +184,23 @@ async def test_a_script_in_a_prompt_is_text(
 async def test_page_refreshes_by_itself_when_spans_arrive(
     browser: Browser, fresh_seeded: Seeded
 ) -> None:
+    trace_id = fresh_seeded.trace_ids["hostile"]
     with running_ui(fresh_seeded.path) as live:
         context, page, watch = await open_page(browser, live.url)
         try:
-            await page.goto(live.url + "/traces")
-            rows = page.locator('table[data-table="traces"] tbody tr')
-            before = await rows.count()
+            await page.goto(f"{live.url}/traces/{trace_id}")
+            nodes = page.locator("li.node")
+            before = await nodes.count()
+            folded = page.locator("details.text").first
+            await folded.locator("summary").click()  # a person reading a long completion
+            await expect(folded).to_have_attribute("open", "")
             async with page.expect_navigation(timeout=15_000):
                 exporter = StoreExporter(fresh_seeded.path, retention_days=30)
-                assert exporter.export([readable_span(0xFEED, 0xBEEF)]).name == "SUCCESS"
+                late = readable_span(int(trace_id, 16), 0xBEEF, parent=0xCAFE, name="late")
+                assert exporter.export([late]).name == "SUCCESS"
                 exporter.shutdown()
-            await expect(rows).to_have_count(before + 1)
+            await expect(nodes).to_have_count(before + 1)
+            await expect(page.locator("details.text").first).to_have_attribute("open", "")
         finally:
             await context.close()
         watch.assert_clean()
