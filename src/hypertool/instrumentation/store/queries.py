@@ -365,11 +365,12 @@ def generations(
     where, params = filters.on_generations("o")
     order = "end_ns - start_ns DESC" if slowest else "start_ns DESC"
     params += [max(int(limit), 0), max(int(offset), 0)]
-    # Rank on the report index alone, then read the wide rows of the few chosen.
+    # Rank on the report index alone (ties broken by rowid, which every index holds), then
+    # read the wide rows of the few chosen.
     rows = connection.execute(
         f"SELECT {_OBSERVATION_FIELDS} FROM observations WHERE rowid IN ("
         f"SELECT o.rowid FROM observations o WHERE {where} "
-        f"ORDER BY {order}, o.span_id LIMIT ? OFFSET ?) ORDER BY {order}, span_id",
+        f"ORDER BY {order}, o.rowid LIMIT ? OFFSET ?) ORDER BY {order}, rowid",
         params,
     )
     return [_observation(row) for row in rows]

@@ -132,11 +132,15 @@ def create_app(
     """
     from hypertool.instrumentation.store.overview import configured_budgets
 
+    environment = templates()
+    for name in environment.list_templates():  # compiled once now, not on a first visit
+        environment.get_template(name)
     site = views.Site(
         store=store,
         budgets=budgets if budgets is not None else configured_budgets(),
-        templates=templates(),
+        templates=environment,
     )
+    site.facets(store.data_version())
 
     def page(handler: Any) -> Any:
         async def endpoint(request: Request) -> Response:
