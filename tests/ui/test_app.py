@@ -64,6 +64,15 @@ def test_a_script_in_a_prompt_is_shown_as_text(client: TestClient, fresh_seeded:
         assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in page
 
 
+def test_a_trace_prefix_leads_to_the_full_id(client: TestClient, fresh_seeded: Seeded) -> None:
+    full = fresh_seeded.trace_ids["release"]
+    response = client.get(f"/traces/{full[:10].upper()}?x=1", follow_redirects=False)
+    assert response.status_code == 302
+    assert response.headers["location"] == f"/traces/{full}?x=1"
+    page = client.get(f"/traces/{full}").text
+    assert f'data-version-url="/api/version?trace={full}"' in page
+
+
 def test_long_completions_are_folded(client: TestClient, fresh_seeded: Seeded) -> None:
     page = client.get(f"/traces/{fresh_seeded.trace_ids['hostile']}").text
     assert '<details class="text"><summary>completion' in page

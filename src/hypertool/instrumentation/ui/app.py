@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
@@ -26,7 +27,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hypertool.instrumentation import display
-from hypertool.instrumentation.store.overview import Budgets
+from hypertool.instrumentation.store.overview import Budgets, configured_budgets
+from hypertool.instrumentation.store.schema import StoreError
 from hypertool.instrumentation.store.trace_store import TraceStore
 from hypertool.instrumentation.ui import views
 from hypertool.instrumentation.ui.params import BadRequest
@@ -55,6 +57,7 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 STATIC = Path(__file__).parent / "static"
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class SecurityHeaders:
@@ -130,8 +133,6 @@ def create_app(
         allowed_hosts: Host header values accepted; this machine's names when None.
 
     """
-    from hypertool.instrumentation.store.overview import configured_budgets
-
     environment = templates()
     for name in environment.list_templates():  # compiled once now, not on a first visit
         environment.get_template(name)
@@ -142,11 +143,9 @@ def create_app(
     )
     site.facets(store.data_version())
 
-    def page(handler: Any) -> Any:
+    def page(handler: Callable[[views.Site, Request], Response]) -> Endpoint:
         async def endpoint(request: Request) -> Response:
-            from starlette.concurrency import run_in_threadpool
-
-            try:
+            try:  # the store's calls block: off the event loop
                 return await run_in_threadpool(handler, site, request)
             except BadRequest as exc:
                 return site.error(request, 400, str(exc))
@@ -169,8 +168,6 @@ def create_app(
 
     async def failed(request: Request, exc: Exception) -> Response:
         return site.error(request, 500, f"The store could not answer: {exc}")
-
-    from hypertool.instrumentation.store.schema import StoreError
 
     return Starlette(
         routes=routes,

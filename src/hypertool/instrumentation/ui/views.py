@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from jinja2 import Environment
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from hypertool.instrumentation.store import documents
 from hypertool.instrumentation.store.analytics import BUCKET_SECONDS
@@ -76,10 +76,19 @@ class Site:
             return self._facets[1]
 
     def render(
-        self, request: Request, template: str, *, trace_id: str | None = None, **context: Any
+        self,
+        request: Request,
+        template: str,
+        *,
+        version: int,
+        trace_id: str | None = None,
+        **context: Any,
     ) -> HTMLResponse:
-        """``template`` with the page's context and what every page shows."""
-        version = self.store.data_version(trace_id)
+        """``template`` with the page's context and what every page shows.
+
+        ``version`` is the store's version read before the page's queries (of ``trace_id``
+        only, for a trace's page): spans stored meanwhile make the page refresh.
+        """
         page = self.templates.get_template(template).render(
             request=request,
             nav=NAV,
@@ -123,6 +132,8 @@ def _respond(
     template: str,
     tables: Mapping[str, Table],
     filename: str,
+    *,
+    version: int,
     **context: Any,
 ) -> Response:
     if query.format is not None:
@@ -130,12 +141,13 @@ def _respond(
         if name not in tables:
             raise BadRequest(f"table={name!r}: this page has {', '.join(tables)}")
         return export(tables[name], query.format, filename)
-    return site.render(request, template, q=query, tables=tables, **context)
+    return site.render(request, template, version=version, q=query, tables=tables, **context)
 
 
 # -- Personas -------------------------------------------------------------------------------
 def personas_page(site: Site, request: Request) -> Response:
     """Each persona's budget, use and activity: ``hypertool personas --json [--since]``."""
+    version = site.store.data_version()  # before the queries: see Site.render
     query = parse_query(request.query_params)
     rows = site.store.personas(site.budgets, _range(query))
     document = documents.personas_document(_range(query), rows)
@@ -143,7 +155,14 @@ def personas_page(site: Site, request: Request) -> Response:
     totals = [{"persona": row["persona"], **row["activity"]} for row in rows]
     chart = charts.tokens_by_persona([row for row in totals if row["generations"]])
     return _respond(
-        site, request, query, "personas.html", {"personas": table}, "personas", chart=chart
+        site,
+        request,
+        query,
+        "personas.html",
+        {"personas": table},
+        "personas",
+        version=version,
+        chart=chart,
     )
 
 
@@ -152,6 +171,7 @@ def persona_page(site: Site, request: Request) -> Response:
     (``hypertool traces --persona``), its models (``report --by model --persona``) and its
     slowest generations (``generations --slowest 10 --persona``).
     """
+    version = site.store.data_version()  # before the queries: see Site.render
     name = request.path_params["name"]
     query = parse_query(request.query_params, sorts=TRACE_SORTS)
     filters = Filters(
@@ -174,7 +194,7 @@ def persona_page(site: Site, request: Request) -> Response:
     models = store.report("model", filters=filters)
     slowest = store.generations(slowest=SLOWEST_ON_PERSONA_PAGE, filters=filters)
     document = store.analytics(filters)
-    names = site.facets(store.data_version())["personas"]
+    names = site.facets(version)["personas"]
     tables = {
         "summary": Table(
             "summary",
@@ -207,6 +227,7 @@ def persona_page(site: Site, request: Request) -> Response:
         "persona.html",
         tables,
         f"persona-{persona}",
+        version=version,
         persona=row,
         total=total,
         cost_chart=charts.time_series(document, "cost_usd", "usd", names),
@@ -222,6 +243,7 @@ def persona_page(site: Site, request: Request) -> Response:
 # -- Traces ---------------------------------------------------------------------------------
 def traces_page(site: Site, request: Request) -> Response:
     """Traces, filtered, sorted, a page at a time: ``hypertool traces --json --limit --offset``."""
+    version = site.store.data_version()  # before the queries: see Site.render
     query = parse_query(request.query_params, sorts=TRACE_SORTS)
     filters = Filters(**{**query.filters.as_dict(), "model": None})
     rows = site.store.traces(
@@ -234,7 +256,16 @@ def traces_page(site: Site, request: Request) -> Response:
     total = site.store.count_traces(filters)
     document = documents.traces_document(filters, total, rows)
     table = Table("traces", "Traces", TRACE_COLUMNS, rows, document, "No traces match.")
-    return _respond(site, request, query, "traces.html", {"traces": table}, "traces", total=total)
+    return _respond(
+        site,
+        request,
+        query,
+        "traces.html",
+        {"traces": table},
+        "traces",
+        version=version,
+        total=total,
+    )
 
 
 def _flatten_tree(nodes: list[dict[str, Any]], depth: int = 0) -> list[dict[str, Any]]:
@@ -248,19 +279,29 @@ def _flatten_tree(nodes: list[dict[str, Any]], depth: int = 0) -> list[dict[str,
 def trace_page(site: Site, request: Request) -> Response:
     """One trace as a tree with prompts and completions: ``hypertool trace ID --json``."""
     trace_id = request.path_params["trace_id"]
+    full = len(trace_id) == 32 and trace_id == trace_id.lower()
+    version = site.store.data_version(trace_id) if full else 0  # before the tree is read
     try:
         tree = site.store.trace(trace_id)
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     if tree is None:
         return site.error(request, 404, f"No trace {trace_id} in this store.")
+    if not full:  # a prefix: the page lives at the full id, which its refresh asks about
+        return RedirectResponse(f"/traces/{tree['trace_id']}?{request.url.query}", status_code=302)
     query = parse_query(request.query_params)
     columns = [Column("depth", "Depth", "count"), Column("type", "Type"), *GENERATION_COLUMNS]
     table = Table("observations", "Observations", columns, _flatten_tree(tree["children"]), tree)
     if query.format is not None:
         return export(table, query.format, f"trace-{tree['trace_id']}")
     return site.render(
-        request, "trace.html", trace_id=tree["trace_id"], q=query, trace=tree, table=table
+        request,
+        "trace.html",
+        version=version,
+        trace_id=tree["trace_id"],
+        q=query,
+        trace=tree,
+        table=table,
     )
 
 
@@ -270,6 +311,7 @@ def generations_page(site: Site, request: Request) -> Response:
     model: ``hypertool generations [--slowest N] [--failed] --json`` and
     ``hypertool report --by model --json`` with the same filters.
     """
+    version = site.store.data_version()  # before the queries: see Site.render
     query = parse_query(request.query_params, sorts=("slowest", "recent"))
     filters = query.filters
     slowest = query.sort == "slowest"
@@ -292,7 +334,16 @@ def generations_page(site: Site, request: Request) -> Response:
         ),
         "models": _models_table(filters, models),
     }
-    return _respond(site, request, query, "generations.html", tables, "generations", total=total)
+    return _respond(
+        site,
+        request,
+        query,
+        "generations.html",
+        tables,
+        "generations",
+        version=version,
+        total=total,
+    )
 
 
 # -- Analytics ------------------------------------------------------------------------------
@@ -300,6 +351,7 @@ def analytics_page(site: Site, request: Request) -> Response:
     """Cost, tokens and errors over time by persona, latency and time-to-first-token
     distributions: ``hypertool analytics --json`` with the same range and filters.
     """
+    version = site.store.data_version()  # before the queries: see Site.render
     query = parse_query(request.query_params, default_range="7d")
     raw_bucket = request.query_params.get("bucket") or None
     bucket = None
@@ -308,7 +360,7 @@ def analytics_page(site: Site, request: Request) -> Response:
             raise BadRequest(f"bucket={raw_bucket!r}: choose one of {BUCKET_SECONDS}")
         bucket = int(raw_bucket)
     document = site.store.analytics(query.filters, bucket_s=bucket)
-    names = site.facets(site.store.data_version())["personas"]
+    names = site.facets(version)["personas"]
     totals = charts.totals_by_persona(document["series"], names)
     latency = document["latency_histogram"]
     first_token = document["time_to_first_token"]
@@ -349,6 +401,7 @@ def analytics_page(site: Site, request: Request) -> Response:
         "analytics.html",
         tables,
         "analytics",
+        version=version,
         analytics=document,
         buckets=BUCKET_SECONDS,
         charts={
