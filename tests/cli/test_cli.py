@@ -225,7 +225,7 @@ def test_filters_by_environment_and_release(
     assert [(t["trace_id"], t["release"]) for t in traces] == [(deployments["staging"], "v2")]
     assert run_json(capsys, "traces", "--release", "v1")["traces"][0]["environment"] == "production"
     report = run_json(capsys, "report", "--environment", "production")
-    assert report["environment"] == "production"
+    assert report["filters"] == {"environment": "production"}
     assert {r["group"]: r["total_tokens"] for r in report["rows"]} == {
         "backend-engineer": 11,
         "devops-engineer": 21,

@@ -33,6 +33,7 @@ from hypertool.instrumentation import (
     observe_llm,
 )
 from hypertool.instrumentation.store import StoreExporter, TraceStore
+from hypertool.instrumentation.store.filters import Filters
 from support.loopback import STATUS_ERROR, LoopbackOTLP, ReceivedRequest, SpanRecord
 
 TRACES_PATH = "/api/public/otel/v1/traces"
@@ -1158,9 +1159,10 @@ async def test_environment_release_and_sdk_on_every_observation(
         assert request.header("x-langfuse-sdk-version") == request.spans()[0].scope_version
     with TraceStore(store_path) as store:
         assert {(t["environment"], t["release"]) for t in store.traces()} == {("staging", "v2.0.0")}
-        assert len(store.traces(environment="staging", release="v2.0.0")) == 2
-        assert store.traces(environment="production") == []
-        assert store.report(environment="production") == []
+        deployed = Filters(environment="staging", release="v2.0.0")
+        assert len(store.traces(filters=deployed)) == 2
+        assert store.traces(filters=Filters(environment="production")) == []
+        assert store.report(filters=Filters(environment="production")) == []
 
 
 async def test_langfuse_reads_our_spans_as_its_own_contract(

@@ -33,6 +33,7 @@ from hypertool.instrumentation.store import (
     percentile,
     store_path_from_env,
 )
+from hypertool.instrumentation.store.filters import Filters
 from hypertool.instrumentation.store.schema import APPLICATION_ID, MIGRATIONS
 from support.store_seed import DAY, MS, Gen, generation_attributes, readable_span, seed_store
 
@@ -243,11 +244,14 @@ def test_environment_and_release_are_kept_per_trace_and_filter(db: Path) -> None
         )
         listed = {(t["environment"], t["release"]) for t in store.traces()}
         assert listed == {("production", "v1"), ("staging", "v2"), (None, None)}
-        assert [t["release"] for t in store.traces(environment="staging")] == ["v2"]
-        assert store.traces(environment="staging", release="v1") == []
-        (row,) = store.report(environment="production")
+        staging = Filters(environment="staging")
+        assert [t["release"] for t in store.traces(filters=staging)] == ["v2"]
+        assert store.traces(filters=Filters(environment="staging", release="v1")) == []
+        (row,) = store.report(filters=Filters(environment="production"))
         assert (row["group"], row["generations"], row["total_tokens"]) == ("backend-engineer", 1, 7)
-        assert [g["trace_id"][-1] for g in store.generations(release="v2")] == ["2"]
+        assert [g["trace_id"][-1] for g in store.generations(filters=Filters(release="v2"))] == [
+            "2"
+        ]
         (only,) = [g for g in store.generations() if g["trace_id"].endswith("1")]
         assert attr.ENVIRONMENT not in only["metadata"] and attr.RELEASE not in only["metadata"]
         tree = store.trace(format(1, "032x"))
@@ -662,10 +666,10 @@ def test_version_2_database_gains_environment_and_release(db: Path) -> None:
             (time.time_ns(), time.time_ns()),
         )
     with TraceStore(db) as store:
-        assert store.stats()["schema_version"] == SCHEMA_VERSION == 3
+        assert store.stats()["schema_version"] == SCHEMA_VERSION == 4
         (old,) = store.traces()
         assert (old["name"], old["environment"], old["release"]) == ("old", None, None)
-        assert store.traces(environment="production") == []
+        assert store.traces(filters=Filters(environment="production")) == []
 
 
 # -- concurrency -------------------------------------------------------------------------

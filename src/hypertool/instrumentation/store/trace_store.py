@@ -18,6 +18,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -29,11 +30,13 @@ from hypertool.instrumentation._config import (
 )
 from hypertool.instrumentation._fork import hold_during_fork, keep_forever, reset_in_child
 from hypertool.instrumentation._log import logger
-from hypertool.instrumentation.store import queries
-from hypertool.instrumentation.store.queries import ReportBy
+from hypertool.instrumentation.store import analytics, catalog, overview, queries
+from hypertool.instrumentation.store.filters import Filters, Status
+from hypertool.instrumentation.store.queries import Order, ReportBy, TraceSort
 from hypertool.instrumentation.store.schema import (
     StoreError,
     connect,
+    connect_read_only,
     in_transaction,
     with_retry,
 )
@@ -54,6 +57,12 @@ def _canonical(persona: str) -> str:
     from hypertool.instrumentation.personas import canonical_name
 
     return canonical_name(persona)
+
+
+def _canonical_filters(filters: Filters) -> Filters:
+    if filters.persona is None:
+        return filters
+    return replace(filters, persona=_canonical(filters.persona))
 
 
 def check_settings(retention_days: float, max_field_chars: int) -> None:
@@ -78,6 +87,8 @@ class TraceStore:
         busy_timeout_ms: How long one attempt waits for another writer's lock.
         retention_days: Delete rows older than this (default 30); 0 keeps everything.
         max_field_chars: Characters kept per input/output field (default 20000).
+        read_only: Open the file for reading only (SQLite ``mode=ro``): writing and purging
+            raise :class:`StoreError`. Implies ``create=False``.
 
     Raises:
         StoreError: The file is missing (``create=False``), corrupt, not a trace store, or
@@ -94,10 +105,12 @@ class TraceStore:
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         retention_days: float = DEFAULT_RETENTION_DAYS,
         max_field_chars: int = DEFAULT_STORE_MAX_FIELD_CHARS,
+        read_only: bool = False,
     ) -> None:
         check_settings(retention_days, max_field_chars)
         self.path = Path(path).expanduser()
         self.retention_days, self.max_field_chars = retention_days, max_field_chars
+        self.read_only = read_only
         self._lock = threading.RLock()
         self._create, self._busy_timeout_ms = create, busy_timeout_ms
         self._busy_timeout_s = busy_timeout_ms / 1000
@@ -109,8 +122,10 @@ class TraceStore:
         hold_during_fork(self, TraceStore._before_fork, TraceStore._after_fork_in_parent)
         reset_in_child(self, TraceStore._after_fork)
         with self._lock:
-            self._connection = connect(self.path, create=create, busy_timeout_ms=busy_timeout_ms)
+            self._connection = self._open()
         self._last_purge = time.monotonic()
+        if read_only:
+            return
         try:
             self.purge()
         except StoreError as exc:  # a busy store is still readable; purge next time
@@ -124,6 +139,11 @@ class TraceStore:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+
+    def _open(self) -> sqlite3.Connection:
+        if self.read_only:
+            return connect_read_only(self.path, busy_timeout_ms=self._busy_timeout_ms)
+        return connect(self.path, create=self._create, busy_timeout_ms=self._busy_timeout_ms)
 
     # A fork waits for the operation in progress (a write: milliseconds; at most the busy
     # timeout), so the child inherits an idle connection, which SQLite allows it to close. The
@@ -161,15 +181,17 @@ class TraceStore:
     def __repr__(self) -> str:
         return f"TraceStore({str(self.path)!r})"
 
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"{self.path}: the trace store is open read-only")
+
     def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
             connection = self._connection
             if connection is None:
                 if not self._reopen:
                     raise StoreError(f"{self.path}: the trace store is closed")
-                connection = connect(
-                    self.path, create=self._create, busy_timeout_ms=self._busy_timeout_ms
-                )
+                connection = self._open()
                 self._connection, self._reopen = connection, False
             return with_retry(self.path, lambda: operation(connection), self._busy_timeout_s)
 
@@ -194,6 +216,7 @@ class TraceStore:
         """
         from hypertool.instrumentation.store import rows
 
+        self._writable()
         observations: list[tuple[Any, ...]] = []
         roots: list[tuple[Any, ...]] = []
         placeholders: list[tuple[Any, ...]] = []
@@ -225,6 +248,7 @@ class TraceStore:
             The number of observations deleted.
 
         """
+        self._writable()
         self._last_purge = time.monotonic()
         if not self.retention_days:
             return 0
@@ -258,44 +282,44 @@ class TraceStore:
         by: ReportBy = "persona",
         since_ns: int | None = None,
         *,
-        environment: str | None = None,
-        release: str | None = None,
+        filters: Filters | None = None,
     ) -> list[dict[str, Any]]:
         """Generations grouped ``by`` persona, model, chatmode or workflow (the Users view).
 
         Each row: ``group``, ``traces``, ``generations``, ``input_tokens``, ``output_tokens``,
         ``total_tokens``, ``cost_usd`` (sum of known costs; None when none is known),
         ``cost_unknown`` (generations without a known cost), ``errors``, ``p50_ms``, ``p95_ms``.
-        Input and output tokens include cached input and reasoning tokens. ``environment``
-        and ``release`` keep the traces recorded with that Langfuse environment and release.
+        Input and output tokens include cached input and reasoning tokens.
         """
-        return self._run(
-            lambda c: queries.report(c, by, since_ns, environment=environment, release=release)
-        )
+        chosen = _canonical_filters((filters or Filters()).with_defaults(since_ns=since_ns))
+        return self._run(lambda c: queries.report(c, by, chosen))
 
     def traces(
         self,
         persona: str | None = None,
-        status: str | None = None,
+        status: Status | None = None,
         since_ns: int | None = None,
         limit: int = 50,
         *,
-        environment: str | None = None,
-        release: str | None = None,
+        filters: Filters | None = None,
+        sort: TraceSort = "start",
+        order: Order = "desc",
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """Recent traces, newest first; ``persona`` matches traces it did any work in."""
-        name = _canonical(persona) if persona else None
-        return self._run(
-            lambda c: queries.traces(
-                c,
-                persona=name,
-                status=status,
-                since_ns=since_ns,
-                limit=limit,
-                environment=environment,
-                release=release,
-            )
+        """Traces, newest first (or by ``sort``: ``duration``, ``cost``; ``order`` asc/desc);
+        ``persona`` matches traces it did any work in.
+        """
+        chosen = _canonical_filters(
+            (filters or Filters()).with_defaults(persona=persona, status=status, since_ns=since_ns)
         )
+        return self._run(
+            lambda c: queries.traces(c, chosen, sort=sort, order=order, limit=limit, offset=offset)
+        )
+
+    def count_traces(self, filters: Filters | None = None) -> int:
+        """How many traces match ``filters``."""
+        chosen = _canonical_filters(filters or Filters())
+        return self._run(lambda c: queries.count_traces(c, chosen))
 
     def trace(self, trace_id: str) -> dict[str, Any] | None:
         """One trace as a tree (``children`` nested), or None when unknown.
@@ -318,23 +342,65 @@ class TraceStore:
         *,
         persona: str | None = None,
         since_ns: int | None = None,
-        environment: str | None = None,
-        release: str | None = None,
+        filters: Filters | None = None,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
         """The ``slowest`` N generations, or the most recent ``limit``; ``failed`` only."""
-        name = _canonical(persona) if persona else None
-        return self._run(
-            lambda c: queries.generations(
-                c,
-                slowest=slowest,
-                failed=failed,
-                persona=name,
-                since_ns=since_ns,
-                limit=limit,
-                environment=environment,
-                release=release,
+        chosen = _canonical_filters(
+            (filters or Filters()).with_defaults(
+                persona=persona, since_ns=since_ns, status="error" if failed else None
             )
         )
+        count = slowest if slowest is not None else limit
+        return self._run(
+            lambda c: queries.generations(
+                c, chosen, slowest=slowest is not None, limit=count, offset=offset
+            )
+        )
+
+    def count_generations(self, filters: Filters | None = None) -> int:
+        """How many generations match ``filters``."""
+        chosen = _canonical_filters(filters or Filters())
+        return self._run(lambda c: queries.count_generations(c, chosen))
+
+    def analytics(
+        self,
+        filters: Filters | None = None,
+        *,
+        bucket_s: int | None = None,
+        now_ns: int | None = None,
+    ) -> dict[str, Any]:
+        """Cost, tokens and errors per time bucket and persona, latency and time-to-first-token
+        distributions (see :func:`.analytics.analytics`).
+        """
+        chosen = _canonical_filters(filters or Filters())
+        return self._run(lambda c: analytics.analytics(c, chosen, bucket_s=bucket_s, now_ns=now_ns))
+
+    def personas(
+        self,
+        budgets: overview.Budgets | None = None,
+        filters: Filters | None = None,
+        *,
+        now_ns: int | None = None,
+        only: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Each persona's budget this period and its activity within ``filters`` (the row of
+        persona ``only``, when given).
+
+        ``budgets`` defaults to the configured personas (see :func:`.overview.personas`).
+        """
+        chosen = _canonical_filters(filters or Filters())
+        known = budgets if budgets is not None else overview.configured_budgets()
+        name = _canonical(only) if only is not None else None
+        return self._run(lambda c: overview.personas(c, known, chosen, now_ns, only=name))
+
+    def facets(self) -> dict[str, list[Any]]:
+        """The distinct personas, chatmodes, workflows and models stored."""
+        return self._run(catalog.facets)
+
+    def data_version(self, trace_id: str | None = None) -> int:
+        """A number that changes whenever spans are stored (of ``trace_id`` only, if given)."""
+        return self._run(lambda c: catalog.data_version(c, trace_id))
 
     def usage_since(self, persona: str, since_ns: int | None = None) -> tuple[int, float]:
         """Tokens and known cost in USD of ``persona``'s generations since ``since_ns``."""
