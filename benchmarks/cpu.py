@@ -31,6 +31,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from hypertool.instrumentation.export.langfuse import SCOPE_NAME as LANGFUSE_SINK_SCOPE
+
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
 PROMPT = "Design a REST API for user profiles"
@@ -43,7 +45,7 @@ RESPONSE: dict[str, Any] = {
 }
 VARIANTS = ("ours", "otel", "langfuse")
 SCOPES = {
-    "ours": "hypertool.instrumentation",
+    "ours": LANGFUSE_SINK_SCOPE,  # the scope name the Langfuse sink gives our spans
     "otel": "benchmarks.stock-otel",
     "langfuse": "langfuse-sdk",
 }

@@ -53,6 +53,7 @@ from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
 
 from hypertool.instrumentation import LangfuseIntegration, ObservableLLM  # noqa: E402
+from hypertool.instrumentation.export.langfuse import SCOPE_NAME as LANGFUSE_SINK_SCOPE  # noqa: E402
 from support.loopback import LoopbackOTLP  # noqa: E402  (needs the sys.path entry above)
 
 PROMPT = "Design a REST API for user profiles"
@@ -64,7 +65,7 @@ RESPONSE: dict[str, Any] = {
     "usage": {"prompt_tokens": 12, "completion_tokens": 34, "total_tokens": 46},
 }
 PLAIN_OTEL_SCOPE = "benchmarks.plain-otel"
-OUR_SCOPE = "hypertool.instrumentation"
+OUR_SCOPE = LANGFUSE_SINK_SCOPE  # what the Langfuse sink names our spans' scope
 LANGFUSE_SCOPE = "langfuse-sdk"
 
 

@@ -14,7 +14,7 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -176,8 +176,8 @@ def test_odd_completions_are_returned_unchanged_and_recorded(
     assert isinstance(output, str)
     if expected_output is not None:
         assert output == expected_output
-    assert generation.attributes[attr.GEN_AI_INPUT_TOKENS] >= 0  # type: ignore[index,operator]
-    assert generation.attributes[attr.GEN_AI_OUTPUT_TOKENS] >= 0  # type: ignore[index,operator]
+    assert generation.attributes is not None
+    assert all(n >= 0 for n in token_counts(generation.attributes))
 
 
 def test_generator_completion_is_not_consumed(recorded: Recorded) -> None:
@@ -311,6 +311,13 @@ def test_metadata_json_cannot_encode(
 
 
 # -- usage ---------------------------------------------------------------------------------
+def token_counts(attributes: Mapping[str, Any]) -> tuple[int, int]:
+    """Input and output tokens: the provider's (GenAI keys) or an estimate (ours)."""
+    if attr.GEN_AI_INPUT_TOKENS in attributes:
+        return attributes[attr.GEN_AI_INPUT_TOKENS], attributes[attr.GEN_AI_OUTPUT_TOKENS]
+    return attributes[attr.USAGE_INPUT], attributes[attr.USAGE_OUTPUT]
+
+
 BAD_USAGE: list[dict[str, Any]] = [
     {"prompt_tokens": -5, "completion_tokens": float("nan")},
     {"prompt_tokens": float("inf"), "completion_tokens": -1},
@@ -337,10 +344,10 @@ def test_negative_or_nan_usage_never_crashes_and_never_records_negative(
     for generation in generations:
         attributes = generation.attributes
         assert attributes is not None
-        details = json.loads(str(attributes[attr.USAGE_DETAILS]))  # strict JSON: no NaN
-        assert all(isinstance(v, int) and v >= 0 for v in details.values()), details
-        assert attributes[attr.GEN_AI_INPUT_TOKENS] >= 0  # type: ignore[operator]
-        assert attributes[attr.GEN_AI_OUTPUT_TOKENS] >= 0  # type: ignore[operator]
+        if attr.USAGE_DETAILS in attributes:  # the provider's usage (else an estimate)
+            details = json.loads(str(attributes[attr.USAGE_DETAILS]))  # strict JSON: no NaN
+            assert all(isinstance(v, int) and v >= 0 for v in details.values()), details
+        assert all(n >= 0 for n in token_counts(attributes))
     assert recorded.integration.budgets.used("backend-engineer") >= 0
 
 

@@ -146,6 +146,41 @@ def test_project_id_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 # -- LANGFUSE_DEBUG ----------------------------------------------------------------------
 
 
+def test_environment_and_release(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Langfuse's own variables; Langfuse stores the environment in lower case."""
+    assert (load_settings().environment, load_settings().release) == (None, None)
+    monkeypatch.setenv("LANGFUSE_TRACING_ENVIRONMENT", " Production ")
+    monkeypatch.setenv("LANGFUSE_RELEASE", "git-abc123")
+    settings = load_settings()
+    assert (settings.environment, settings.release) == ("production", "git-abc123")
+    argued = load_settings(environment="staging", release="v2")
+    assert (argued.environment, argued.release) == ("staging", "v2")
+    integration = LangfuseIntegration(environment="qa_1", release="r")
+    try:
+        assert (integration.settings.environment, integration.settings.release) == ("qa_1", "r")
+    finally:
+        integration.shutdown(0)
+
+
+@pytest.mark.parametrize("bad", ["langfuse-prod", "prod env", "x" * 41, "préprod"])
+def test_an_environment_langfuse_would_replace_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, bad: str
+) -> None:
+    """Langfuse silently turns these into ``default``: here they fail at start-up."""
+    monkeypatch.setenv("LANGFUSE_TRACING_ENVIRONMENT", bad)
+    with pytest.raises(ConfigError, match="LANGFUSE_TRACING_ENVIRONMENT"):
+        load_settings()
+    monkeypatch.delenv("LANGFUSE_TRACING_ENVIRONMENT")
+    with pytest.raises(ConfigError, match="environment="):
+        load_settings(environment=bad)
+
+
+def test_a_release_too_long_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANGFUSE_RELEASE", "r" * 201)
+    with pytest.raises(ConfigError, match="LANGFUSE_RELEASE"):
+        load_settings()
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [

@@ -375,8 +375,15 @@ def test_start_span_parent_is_trace_root(
     assert trace_hex(stage) == trace.trace_id
     assert span.span_id == span_hex(stage)
     a = attrs(stage)
-    assert a[attr.USER_ID] == "testing-specialist"
-    assert a[attr.TRACE_NAME] == "root"
+    assert a[attr.USER_ID] == a[attr.PERSONA] == "testing-specialist"
+    # A span with a persona of its own is a Langfuse trace of its own (one user per trace),
+    # named after its trace, in the trace's session; the OpenTelemetry tree is unchanged.
+    assert a[attr.TRACE_NAME] == "root/stage-one"
+    assert a[attr.LANGFUSE_TRACE_ID] == span.langfuse_trace_id
+    assert span.langfuse_trace_id == trace.trace_id[:16] + span.span_id
+    assert a[attr.SESSION_ID] == trace.trace_id
+    assert json.loads(a[attr.TRACE_METADATA])["workflow_trace_id"] == trace.trace_id
+    assert attrs(root)[attr.SESSION_ID] == trace.trace_id
     assert a[attr.OBSERVATION_TYPE] == attr.TYPE_SPAN
     assert a[f"{attr.OBSERVATION_METADATA}.stage"] == "one"
     assert a[attr.CHATMODE] == "package-release"
@@ -494,7 +501,13 @@ def test_create_generation_without_usage_is_estimated(
     assert a[attr.USAGE_ESTIMATED] is True
     assert generation.usage.estimated is True
     assert generation.usage.input > 0 and generation.usage.output > 0
-    assert json.loads(a[attr.USAGE_DETAILS])["input"] == generation.usage.input
+    # Kept for the store, never sent as usage or cost: Langfuse counts the tokens itself.
+    assert (a[attr.USAGE_INPUT], a[attr.USAGE_OUTPUT]) == (
+        generation.usage.input,
+        generation.usage.output,
+    )
+    assert a[attr.COST_USD] == generation.cost_usd
+    assert attr.USAGE_DETAILS not in a and attr.COST_DETAILS not in a
 
 
 def test_create_generation_structured_prompt_is_json(
@@ -586,9 +599,13 @@ def test_create_generation_parent_span_nests(
     nested = named(spans, "nested")
     assert parent_hex(nested) == span_hex(stage_span)
     assert trace_hex(nested) == trace.trace_id
-    # persona comes from the parent span unless given
-    assert attrs(nested)[attr.USER_ID] == "testing-specialist"
-    assert attrs(named(spans, "other-persona"))[attr.USER_ID] == "devops-engineer"
+    # persona comes from the parent span unless given; the Langfuse user is the stage's
+    assert attrs(nested)[attr.PERSONA] == "testing-specialist"
+    assert attrs(named(spans, "other-persona"))[attr.PERSONA] == "devops-engineer"
+    assert attrs(named(spans, "other-persona"))[attr.USER_ID] == "testing-specialist"
+    assert {attrs(s).get(attr.LANGFUSE_TRACE_ID) for s in (stage_span, nested)} == {
+        stage.langfuse_trace_id
+    }
 
 
 def test_create_generation_error(
@@ -604,6 +621,10 @@ def test_create_generation_error(
     assert span.status.status_code is StatusCode.ERROR
     assert attrs(span)[attr.LEVEL] == "ERROR"
     assert attrs(span)[attr.STATUS_MESSAGE] == "provider timed out"
+    # No usage was reported and none is made up: 0 tokens locally, nothing sent; no output.
+    assert generation.usage.total == 0
+    assert attr.USAGE_DETAILS not in attrs(span) and attr.COST_DETAILS not in attrs(span)
+    assert attr.OUTPUT not in attrs(span)
 
 
 def test_generation_counts_toward_budget_and_listeners(langfuse: LangfuseIntegration) -> None:

@@ -219,6 +219,28 @@ async def test_span_tree_workflow_stage_generation_multi_persona(
         assert gen_attrs[attr.PERSONA] == persona
         assert gen_attrs[attr.STAGE] == stage_name
         assert gen_attrs[attr.WORKFLOW] == WORKFLOW
+        # In Langfuse the stage is a trace of its own, in the workflow's session.
+        assert gen_attrs[attr.LANGFUSE_TRACE_ID] == stage_attrs[attr.LANGFUSE_TRACE_ID]
+        workflow_id = format(trace_id(root), "032x")
+        assert stage_attrs[attr.LANGFUSE_TRACE_ID] == workflow_id[:16] + format(
+            span_id(stage), "016x"
+        )
+        assert gen_attrs[attr.SESSION_ID] == stage_attrs[attr.SESSION_ID] == workflow_id
+    assert attrs(root)[attr.SESSION_ID] == format(trace_id(root), "032x")
+    assert tracer.langfuse_session_id == attrs(root)[attr.SESSION_ID]
+    assert attr.LANGFUSE_TRACE_ID not in attrs(root)
+
+
+def test_a_session_of_the_callers_choice(
+    langfuse: LangfuseIntegration, exporter: InMemorySpanExporter
+) -> None:
+    workflow = WorkflowTracer(WORKFLOW, langfuse=langfuse, session_id="chat-42")
+    assert workflow.langfuse_session_id is None  # not started
+    with workflow, workflow.stage("design", "backend-engineer"):
+        pass
+    spans = finished(langfuse, exporter)
+    assert {attrs(s)[attr.SESSION_ID] for s in spans} == {"chat-42"}
+    assert workflow.langfuse_session_id == "chat-42"
 
 
 def test_generation_after_a_stage_belongs_to_the_workflow(

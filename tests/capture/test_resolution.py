@@ -51,8 +51,9 @@ def generations(
 
 
 def who(span: ReadableSpan) -> tuple[str, str]:
+    """The persona that made the call, and its chatmode."""
     values = attrs(span)
-    return values[attr.USER_ID], values[attr.CHATMODE]
+    return values[attr.PERSONA], values[attr.CHATMODE]
 
 
 def test_every_front_door_resolves_alike(
@@ -100,6 +101,9 @@ def test_every_front_door_resolves_alike(
     for group in (in_trace, in_plain, outside):
         assert {who(s) for s in group} == {("default-persona", "default-mode")}
     assert {who(s) for s in in_stage} == {("stage-persona", "default-mode")}
+    # Langfuse's user is the owner of the (Langfuse) trace: the trace's persona, the stage's.
+    assert {attrs(s)[attr.USER_ID] for s in in_trace + in_plain} == {"trace-persona"}
+    assert {attrs(s)[attr.USER_ID] for s in in_stage} == {"stage-persona"}
     assert {parent_hex(s) for s in in_plain} == {plain.span_id}
     assert {parent_hex(s) for s in in_stage} == {stage.span_id}
     assert {format(s.context.trace_id, "032x") for s in in_trace} == {trace.trace_id}  # type: ignore[union-attr]

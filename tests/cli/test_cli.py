@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from hypertool.instrumentation import builtin_personas
+from hypertool.instrumentation import LangfuseIntegration, WorkflowTracer, builtin_personas
 from hypertool.instrumentation.budget import period_start_ns
 from hypertool.instrumentation.cli import main
 from hypertool.instrumentation.cli.commands import parse_since
@@ -189,6 +189,75 @@ def test_trace_unknown_or_malformed(seeded: Seeded, capsys: pytest.CaptureFixtur
     assert code == 1 and "8 hex" in err
 
 
+# -- environments, releases, and workflow stages as Langfuse shows them ---------------------
+@pytest.fixture
+def deployments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A store written by two deployments, each running a two-stage workflow."""
+    store = tmp_path / "deployments.db"
+    monkeypatch.setenv(HYPERTOOL_STORE, str(store))
+    runs: dict[str, Any] = {}
+    for environment, release in (("production", "v1"), ("staging", "v2")):
+        integration = LangfuseIntegration(environment=environment, release=release)
+        workflow = WorkflowTracer(f"wf-{environment}", langfuse=integration)
+        with workflow:
+            for stage, persona, tokens in (
+                ("plan", "backend-engineer", 10),
+                ("ship", "devops-engineer", 20),
+            ):
+                with workflow.stage(stage, persona) as running:
+                    assert workflow.trace is not None and running.span is not None
+                    integration.create_generation(
+                        workflow.trace, f"{stage}-llm", "gpt-4", "p", "c",
+                        usage={"input": tokens, "output": 1}, parent=running.span,
+                    )  # fmt: skip
+                    runs[f"{environment}/{stage}"] = running.span.langfuse_trace_id
+        assert workflow.trace is not None
+        runs[environment] = workflow.trace.trace_id
+        assert integration.flush(5)
+        integration.shutdown(1)
+    return runs
+
+
+def test_filters_by_environment_and_release(
+    deployments: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    traces = run_json(capsys, "traces", "--environment", "Staging")["traces"]  # as stored: lower
+    assert [(t["trace_id"], t["release"]) for t in traces] == [(deployments["staging"], "v2")]
+    assert run_json(capsys, "traces", "--release", "v1")["traces"][0]["environment"] == "production"
+    report = run_json(capsys, "report", "--environment", "production")
+    assert report["filters"] == {"environment": "production"}
+    assert {r["group"]: r["total_tokens"] for r in report["rows"]} == {
+        "backend-engineer": 11,
+        "devops-engineer": 21,
+    }
+    gens = run_json(capsys, "generations", "--environment", "staging", "--release", "v2")
+    assert {g["trace_id"] for g in gens["generations"]} == {deployments["staging"]}
+    code, out, _ = run(capsys, "report", "--environment", "qa")
+    assert (code, out.strip()) == (0, "No generations recorded that match.")
+    with pytest.raises(SystemExit) as usage:
+        main(["report", "--environment", "langfuse-internal"])
+    assert usage.value.code == 2
+    assert "must be 1-40 characters" in capsys.readouterr().err
+
+
+def test_trace_by_a_stages_langfuse_id(
+    deployments: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What Langfuse shows as a stage's trace id finds that stage; the workflow's id finds the
+    workflow, one tree, as before.
+    """
+    stage_id = deployments["staging/ship"]
+    tree = run_json(capsys, "trace", stage_id)
+    assert (tree["trace_id"], tree["langfuse_trace_id"]) == (deployments["staging"], stage_id)
+    assert (tree["name"], tree["persona"], tree["total_tokens"]) == ("ship", "devops-engineer", 21)
+    code, out, _ = run(capsys, "trace", stage_id)
+    assert code == 0 and f"stage with Langfuse trace {stage_id}" in out
+    assert "environment staging · release v2" in out
+    whole = run_json(capsys, "trace", deployments["staging"])
+    assert (whole["name"], whole["total_tokens"], whole["generations"]) == ("wf-staging", 32, 2)
+    assert whole["langfuse_trace_id"] == deployments["staging"]
+
+
 # -- generations -------------------------------------------------------------------------
 
 
@@ -357,8 +426,11 @@ def test_doctor_reports_sinks_without_the_secret(
     monkeypatch.setenv("LANGFUSE_SECRET_KEY", SECRET)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
     monkeypatch.setenv("HYPERTOOL_CONSOLE", "true")
+    monkeypatch.setenv("LANGFUSE_TRACING_ENVIRONMENT", "staging")
+    monkeypatch.setenv("LANGFUSE_RELEASE", "v9")
     code, out, _ = run(capsys, "doctor")
     assert code == 0
+    assert "environment staging, release v9" in out
     assert SECRET not in out and SECRET[8:] not in out
     assert PUBLIC in out and SECRET[:8] in out
     assert str(seeded.path) in out and "http://127.0.0.1:4318/v1/traces" in out
@@ -372,6 +444,7 @@ def test_doctor_reports_sinks_without_the_secret(
         "otlp": True,
         "console": True,
     }
+    assert (sinks["langfuse"]["environment"], sinks["langfuse"]["release"]) == ("staging", "v9")
     assert sinks["store"]["path"] == str(seeded.path)
     assert sinks["store"]["traces"] == len(seeded.trace_ids)
     assert sinks["store"]["size_bytes"] > 0

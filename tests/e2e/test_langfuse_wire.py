@@ -28,9 +28,12 @@ from langfuse._client.attributes import LangfuseOtelSpanAttributes
 from hypertool.instrumentation import (
     LangfuseIntegration,
     ObservableLLM,
+    WorkflowTracer,
     get_langfuse_integration,
     observe_llm,
 )
+from hypertool.instrumentation.store import StoreExporter, TraceStore
+from hypertool.instrumentation.store.filters import Filters
 from support.loopback import STATUS_ERROR, LoopbackOTLP, ReceivedRequest, SpanRecord
 
 TRACES_PATH = "/api/public/otel/v1/traces"
@@ -48,6 +51,14 @@ TRACE_NAME = "langfuse.trace.name"
 TRACE_TAGS = "langfuse.trace.tags"
 TRACE_METADATA = "langfuse.trace.metadata"
 OBS_METADATA = "langfuse.observation.metadata"
+SESSION_ID = "session.id"
+COST = "langfuse.observation.cost_details"
+ENVIRONMENT = "langfuse.environment"
+RELEASE = "langfuse.release"
+# Langfuse copies every attribute of a span whose scope does not start with "langfuse-sdk" into
+# its metadata (OtelIngestionProcessor.ts: isLangfuseSDKSpans); the exact name "langfuse-sdk"
+# also turns on a fix-up for old Python SDKs (ObservationTypeMapper.ts).
+LANGFUSE_SCOPE = "langfuse-sdk.hypertool-instrumentation"
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -123,11 +134,16 @@ def assert_generation(
     completion: str,
     prompt_tokens: int,
     completion_tokens: int,
+    user: str | None = None,
 ) -> None:
+    """A generation as Langfuse gets it; ``user`` is its Langfuse trace's user (``persona``
+    unless given).
+    """
     attributes = span.attributes
     assert attributes[OBS_TYPE] == "generation"
-    assert attributes[USER_ID] == persona
+    assert attributes[USER_ID] == (user or persona)
     assert attributes["hypertool.persona"] == persona
+    assert attributes[f"{OBS_METADATA}.persona"] == persona
     assert attributes[MODEL] == model
     assert attributes[INPUT] == prompt
     assert attributes[OUTPUT] == completion
@@ -138,7 +154,36 @@ def assert_generation(
     assert attributes.get("hypertool.usage.estimated") is False
     assert LEVEL not in attributes
     assert span.status_code != STATUS_ERROR
-    assert span.scope == "hypertool.instrumentation"
+    assert span.scope == LANGFUSE_SCOPE
+
+
+def one_user_per_trace(spans: list[SpanRecord]) -> dict[str, str]:
+    """Each Langfuse trace's one user (asserting every span of it carries the same)."""
+    users: dict[str, set[str]] = {}
+    for span in spans:
+        users.setdefault(span.trace_id, set()).add(span.attributes[USER_ID])
+    assert all(len(found) == 1 for found in users.values()), users
+    return {trace_id: found.pop() for trace_id, found in users.items()}
+
+
+def users_view(spans: list[SpanRecord]) -> tuple[dict[str, int], dict[str, int]]:
+    """Tokens per user as Langfuse's two Users views sum them: under each observation's
+    trace's user (repositories/traces.ts, getUserMetrics: the trace's user is its root span's
+    ``user.id``) and under each observation's own ``user.id`` (repositories/events.ts); both
+    count every ``input*`` and ``output*`` usage key.
+    """
+    roots = {s.trace_id: s.attributes[USER_ID] for s in spans if s.is_root}
+    by_trace: dict[str, int] = {}
+    by_observation: dict[str, int] = {}
+    for span in generations(spans):
+        if USAGE not in span.attributes:
+            continue
+        tokens = sum(v for k, v in usage_of(span).items() if "input" in k or "output" in k)
+        user = roots[span.trace_id]
+        by_trace[user] = by_trace.get(user, 0) + tokens
+        own = span.attributes[USER_ID]
+        by_observation[own] = by_observation.get(own, 0) + tokens
+    return by_trace, by_observation
 
 
 def hypertool_errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -365,12 +410,12 @@ async def test_basic_usage_observable_llm_default_integration(
     assert attributes[MODEL] == "gpt-4"
     assert attributes[INPUT] == "Write a FastAPI endpoint"
     assert attributes[OUTPUT] == response
-    # A plain string carries no provider usage: tokens are estimated, and say so.
-    usage = usage_of(generation)
+    # A plain string carries no provider usage: the estimate is not sent as usage or cost
+    # (Langfuse counts the tokens and prices them itself), and the observation says so.
     assert attributes["hypertool.usage.estimated"] is True
-    assert usage["input"] > 0
-    assert usage["output"] > 0
-    assert usage["total"] == usage["input"] + usage["output"]
+    assert f"{OBS_METADATA}.usage_estimated" in attributes
+    assert USAGE not in attributes and COST not in attributes
+    assert not any(key.startswith("gen_ai.usage.") for key in attributes)
     assert_langfuse_wire(receiver.trace_requests()[0], public_key, secret_key)
 
 
@@ -413,14 +458,17 @@ async def test_observable_llm_existing_trace_multi_persona(
     assert len(spans) == 3
     root = by_name(spans, "multi-stage-workflow")
     backend, frontend = generations(spans)
+    # The guide's meaning, deterministically: one trace ("Same trace"), and a trace has one
+    # Langfuse user, the trace's persona; who made each call is the observation's metadata.
     assert {s.trace_id for s in spans} == {workflow_trace.trace_id}
+    assert one_user_per_trace(spans) == {workflow_trace.trace_id: "multi-persona"}
     assert root.is_root
-    assert root.attributes[USER_ID] == "multi-persona"
     assert backend.parent_span_id == root.span_id
     assert frontend.parent_span_id == root.span_id
     assert_generation(
         backend,
         persona="backend-engineer",
+        user="multi-persona",
         model="gpt-4",
         prompt="Design API models",
         completion="models",
@@ -430,6 +478,7 @@ async def test_observable_llm_existing_trace_multi_persona(
     assert_generation(
         frontend,
         persona="frontend-engineer",
+        user="multi-persona",
         model="gpt-4",
         prompt="Create React components",
         completion="components",
@@ -439,7 +488,10 @@ async def test_observable_llm_existing_trace_multi_persona(
     for generation in (backend, frontend):
         assert generation.attributes[TRACE_NAME] == "multi-stage-workflow"
         assert generation.attributes["hypertool.chatmode"] == "feature-implementation"
-    # Budgets follow the persona that made each call.
+        assert generation.attributes[f"{OBS_METADATA}.chatmode"] == "feature-implementation"
+    # Both Users views agree: the trace's user has all of it.
+    assert users_view(spans) == ({"multi-persona": 1110}, {"multi-persona": 1110})
+    # Budgets (and the store, and metrics) follow the persona that made each call.
     assert langfuse.budgets.used("backend-engineer") == 333
     assert langfuse.budgets.used("frontend-engineer") == 777
 
@@ -466,9 +518,14 @@ async def test_observable_llm_inside_entered_span_nests(
     stage_span = by_name(spans, "deploy-stage")
     (generation,) = generations(spans)
     assert stage_span.span_id == stage.span_id
-    assert stage_span.parent_span_id == root.span_id
     assert generation.parent_span_id == stage_span.span_id
-    assert {s.trace_id for s in spans} == {trace.trace_id}
+    # A span with a persona of its own is a Langfuse trace of its own: its root, named after
+    # the trace, in the trace's session (the OpenTelemetry trace keeps one tree).
+    assert root.trace_id == trace.trace_id
+    assert stage_span.is_root
+    assert stage_span.trace_id == generation.trace_id == stage.langfuse_trace_id
+    assert stage_span.attributes[TRACE_NAME] == "wf/deploy-stage"
+    assert {s.attributes[SESSION_ID] for s in spans} == {trace.trace_id}
     assert_generation(
         generation,
         persona="devops-engineer",
@@ -726,7 +783,13 @@ async def test_same_contract_as_langfuse_sdk(
 
     # The real SDK: a trace with a user, a generation and a failed generation.
     sdk_public, sdk_secret = unique_keys()
-    client = Langfuse(public_key=sdk_public, secret_key=sdk_secret, base_url=receiver.url)
+    client = Langfuse(
+        public_key=sdk_public,
+        secret_key=sdk_secret,
+        base_url=receiver.url,
+        environment="staging",
+        release="v1.2.0",
+    )
     try:
         with (
             propagate_attributes(
@@ -763,7 +826,13 @@ async def test_same_contract_as_langfuse_sdk(
 
     # Ours: the same shapes.
     public_key, secret_key = unique_keys()
-    langfuse = make_integration(public_key=public_key, secret_key=secret_key, host=receiver.url)
+    langfuse = make_integration(
+        public_key=public_key,
+        secret_key=secret_key,
+        host=receiver.url,
+        environment="staging",
+        release="v1.2.0",
+    )
     trace = langfuse.start_trace(
         name="our-workflow",
         persona="backend-engineer",
@@ -786,12 +855,8 @@ async def test_same_contract_as_langfuse_sdk(
     )
     langfuse.end_trace(trace)
     assert langfuse.flush(timeout=5)
-    our_spans = receiver.wait_for_spans(
-        3, timeout=5, where=lambda s: s.scope == "hypertool.instrumentation"
-    )
-    our_requests = [
-        r for r in receiver.trace_requests() if r.spans()[0].scope == "hypertool.instrumentation"
-    ]
+    our_spans = receiver.wait_for_spans(3, timeout=5, where=lambda s: s.scope == LANGFUSE_SCOPE)
+    our_requests = [r for r in receiver.trace_requests() if r.spans()[0].scope == LANGFUSE_SCOPE]
 
     # Same endpoint, same headers that matter, both gzip'd protobuf with basic auth.
     assert sdk_requests and our_requests
@@ -803,6 +868,16 @@ async def test_same_contract_as_langfuse_sdk(
     assert {r.header("x-langfuse-ingestion-version") for r in our_requests} == {
         r.header("x-langfuse-ingestion-version") for r in sdk_requests
     }
+    # Langfuse records who sent the spans from these two headers, as the SDK sends them.
+    for requests, name in ((sdk_requests, "python"), (our_requests, "hypertool-instrumentation")):
+        assert {r.header("x-langfuse-sdk-name") for r in requests} == {name}
+        assert all(
+            re.fullmatch(r"\d+\.\d+\.\d+\S*", r.header("x-langfuse-sdk-version") or "")
+            for r in requests
+        )
+    # Environment and release on every observation, as the SDK puts them.
+    for span in [*sdk_spans, *our_spans]:
+        assert (span.attributes[ENVIRONMENT], span.attributes[RELEASE]) == ("staging", "v1.2.0")
 
     # Every Langfuse key we send on a generation is one the SDK sends or defines.
     known = {v for k, v in vars(LangfuseOtelSpanAttributes).items() if k.isupper()}
@@ -823,21 +898,309 @@ async def test_same_contract_as_langfuse_sdk(
             if expected is not None:
                 assert isinstance(span.attributes[key], expected), (key, span.attributes[key])
     # The keys the Users/Generations views need are sent by both.
-    needed = {USER_ID, OBS_TYPE, MODEL, INPUT, USAGE, TRACE_NAME}
-    assert needed <= sdk_generation_keys
+    needed = {USER_ID, OBS_TYPE, MODEL, INPUT, TRACE_NAME}
+    assert needed | {USAGE} <= sdk_generation_keys
     for span in our_generations:
         assert needed <= set(span.attributes)
-    # Errors are marked the same way.
+    assert USAGE in by_name(our_spans, "our-generation").attributes
+    # Errors are marked the same way, and a failed call sends no usage, cost or empty output.
     sdk_failed = by_name(sdk_spans, "sdk-failed-generation")
     our_failed = by_name(our_spans, "our-failed-generation")
     for failed in (sdk_failed, our_failed):
         assert failed.attributes[LEVEL] == "ERROR"
         assert failed.attributes[STATUS_MESSAGE] == "provider down"
         assert failed.status_code == STATUS_ERROR
+        assert not {USAGE, COST, OUTPUT} & set(failed.attributes)
+    # The trace's metadata is on every observation (our spans: one JSON attribute, which
+    # Langfuse reads as it reads the SDK's flattened keys).
+    sdk_generation = by_name(sdk_spans, "sdk-generation")
+    assert json.loads(sdk_generation.attributes[f"{TRACE_METADATA}.version"]) == "1.2.0"
+    for span in our_generations:
+        assert json.loads(span.attributes[TRACE_METADATA])["version"] == "1.2.0"
+        assert span.attributes[f"{OBS_METADATA}.chatmode"] == "package-release"
     # Same usage encoding.
     assert usage_of(by_name(sdk_spans, "sdk-generation")) == usage_of(
         by_name(our_spans, "our-generation")
     )
+
+
+# -- What Langfuse shows must be what happened ---------------------------------------------------
+def with_store(
+    make_integration: Callable[..., LangfuseIntegration],
+    receiver: LoopbackOTLP,
+    store_path: Path,
+    **kwargs: Any,
+) -> LangfuseIntegration:
+    """An integration sending to the receiver as Langfuse, and to a local store."""
+    public_key, secret_key = unique_keys()
+    return make_integration(
+        public_key=public_key,
+        secret_key=secret_key,
+        host=receiver.url,
+        exporters={"store": StoreExporter(store_path)},
+        **kwargs,
+    )
+
+
+async def test_workflow_stages_are_langfuse_traces_with_one_user_each(
+    receiver: LoopbackOTLP, make_integration: Callable[..., LangfuseIntegration], tmp_path: Path
+) -> None:
+    """Langfuse keeps one user per trace and its default Users view sums a trace's tokens
+    under that user: each stage is a Langfuse trace of its own, in the workflow's session.
+    """
+    store_path = tmp_path / "traces.db"
+    langfuse = with_store(make_integration, receiver, store_path)
+    sizes = {"plan": (10, 5), "api": (100, 20), "ui": (200, 40), "review": (7, 3), "ops": (50, 9)}
+
+    async def call_llm(prompt: str) -> Any:
+        return openai_response(f"done: {prompt}", *sizes[prompt])
+
+    llm = ObservableLLM(llm_function=call_llm, model="gpt-4", langfuse=langfuse)
+    workflow = WorkflowTracer(
+        "feature", {"ticket": "T-1"}, langfuse=langfuse, chatmode="feature-implementation"
+    )
+    async with workflow:
+        assert workflow.trace is not None
+        await llm("plan")  # workflow-level work: the workflow's own persona's
+        async with workflow.stage("backend", "backend-engineer") as backend:
+            await llm("api")
+            # A span without a persona of its own stays in its parent's (Langfuse) trace.
+            with langfuse.start_span(workflow.trace, "sub-step", parent=backend.span):
+                await llm("review", persona="frontend-engineer")  # in backend's trace
+        async with workflow.stage("frontend", "frontend-engineer"):
+            await llm("ui")
+        async with workflow.stage("deploy", "devops-engineer"):
+            await llm("ops")
+    assert langfuse.flush(timeout=5)
+    trace = workflow.trace
+    assert backend.span is not None
+
+    spans = receiver.wait_for_spans(10, timeout=5)
+    users = one_user_per_trace(spans)
+    assert users == {
+        trace.trace_id: "multi-persona",
+        backend.span.langfuse_trace_id: "backend-engineer",
+        **{s.trace_id: s.attributes[USER_ID] for s in spans if s.name in ("frontend", "deploy")},
+    }
+    assert sorted(users.values()) == [
+        "backend-engineer",
+        "devops-engineer",
+        "frontend-engineer",
+        "multi-persona",
+    ]
+    # Both Users views give each persona what was spent in its stage.
+    expected = {
+        "multi-persona": 15,
+        "backend-engineer": 120 + 10,
+        "frontend-engineer": 240,
+        "devops-engineer": 59,
+    }
+    assert users_view(spans) == (expected, expected)
+    # Each stage is the root of its Langfuse trace, named after the workflow, linked to it.
+    for stage in (s for s in spans if s.name in ("backend", "frontend", "deploy")):
+        assert stage.is_root
+        assert stage.trace_id == trace.trace_id[:16] + stage.span_id
+        assert stage.attributes[TRACE_NAME] == f"feature/{stage.name}"
+        metadata = json.loads(stage.attributes[TRACE_METADATA])
+        assert metadata == {
+            "chatmode": "feature-implementation",
+            "ticket": "T-1",
+            "workflow_trace_id": trace.trace_id,
+        }
+    sub_step = by_name(spans, "sub-step")
+    assert sub_step.trace_id == backend.span.langfuse_trace_id
+    assert sub_step.parent_span_id == backend.span.span_id
+    review = next(g for g in generations(spans) if g.attributes[INPUT] == "review")
+    assert review.parent_span_id == sub_step.span_id
+    assert review.attributes[f"{OBS_METADATA}.persona"] == "frontend-engineer"
+    assert {s.attributes[SESSION_ID] for s in spans} == {trace.trace_id}
+    assert workflow.langfuse_session_id == trace.trace_id
+
+    # Locally the workflow stays one trace, each call under the persona that made it.
+    with TraceStore(store_path) as store:
+        (row,) = store.traces()
+        assert row["trace_id"] == trace.trace_id and row["generations"] == 5
+        report = {r["group"]: r["total_tokens"] for r in store.report(by="persona")}
+        stage_tree = store.trace(backend.span.langfuse_trace_id)
+    assert report == {
+        "backend-engineer": 120,
+        "devops-engineer": 59,
+        "frontend-engineer": 250,
+        "multi-persona": 15,
+    }
+    assert stage_tree is not None
+    assert (stage_tree["trace_id"], stage_tree["name"]) == (trace.trace_id, "backend")
+    assert stage_tree["langfuse_trace_id"] == backend.span.langfuse_trace_id
+    assert stage_tree["total_tokens"] == 130
+
+
+async def test_cache_and_reasoning_tokens_are_counted_once(
+    receiver: LoopbackOTLP, make_integration: Callable[..., LangfuseIntegration]
+) -> None:
+    """Langfuse sums every ``input*`` key as input and every ``output*`` key as output."""
+    public_key, secret_key = unique_keys()
+    langfuse = make_integration(public_key=public_key, secret_key=secret_key, host=receiver.url)
+    openai_usage = {
+        "prompt_tokens": 1000,
+        "completion_tokens": 500,
+        "total_tokens": 1500,
+        "prompt_tokens_details": {"cached_tokens": 800},
+        "completion_tokens_details": {"reasoning_tokens": 300},
+    }
+    anthropic_message = SimpleNamespace(
+        content=[SimpleNamespace(type="text", text="ok")],
+        usage=SimpleNamespace(
+            input_tokens=50,
+            output_tokens=20,
+            cache_read_input_tokens=900,
+            cache_creation_input_tokens=100,
+        ),
+    )
+    trace = langfuse.start_trace("cache", persona="backend-engineer")
+    langfuse.create_generation(trace, "openai", "o3", "p", "c", usage=openai_usage)
+    claude = ObservableLLM(
+        lambda prompt: anthropic_message, model="claude-sonnet-4", langfuse=langfuse, name="claude"
+    )
+    claude("p", trace=trace)
+    langfuse.end_trace(trace)
+    assert langfuse.flush(timeout=5)
+    spans = receiver.wait_for_spans(3, timeout=5)
+
+    for name, all_in, all_out in (("openai", 1000, 500), ("claude", 1050, 20)):
+        generation = by_name(spans, name)
+        usage = usage_of(generation)
+        counted_in = sum(v for k, v in usage.items() if "input" in k)
+        counted_out = sum(v for k, v in usage.items() if "output" in k)
+        assert (counted_in, counted_out) == (all_in, all_out), usage
+        assert counted_in + counted_out == usage["total"]  # no "inclusive input" warning
+        assert generation.attributes["gen_ai.usage.input_tokens"] == all_in
+        cost = json.loads(generation.attributes[COST])
+        assert set(cost) == set(usage), (cost, usage)  # each bucket priced, none twice
+        assert sum(v for k, v in cost.items() if k != "total") == pytest.approx(cost["total"])
+    assert usage_of(by_name(spans, "openai")) == {
+        "input": 200,
+        "output": 200,
+        "total": 1500,
+        "input_cached_tokens": 800,
+        "output_reasoning_tokens": 300,
+    }
+    assert usage_of(by_name(spans, "claude"))["input"] == 50
+
+
+async def test_estimates_and_failures_send_no_usage(
+    receiver: LoopbackOTLP, make_integration: Callable[..., LangfuseIntegration], tmp_path: Path
+) -> None:
+    """An estimate is never shown to Langfuse as provider usage or cost: given none, Langfuse
+    counts and prices the tokens itself. A failed call sends what the SDK sends: no usage, no
+    cost, no empty output. The store, budgets and metrics keep the estimate, marked.
+    """
+    store_path = tmp_path / "traces.db"
+    langfuse = with_store(make_integration, receiver, store_path)
+    plain = ObservableLLM(lambda prompt: "a plain answer", model="gpt-4", langfuse=langfuse)
+
+    def fail(prompt: str) -> str:
+        raise RuntimeError("429 Too Many Requests")
+
+    failing = ObservableLLM(fail, model="gpt-4", langfuse=langfuse, name="failing")
+    plain("estimate me", persona="backend-engineer")
+    with pytest.raises(RuntimeError):
+        failing("p", persona="backend-engineer")
+    used = langfuse.budgets.used("backend-engineer")
+    assert used > 0  # the estimate counts toward the budget
+    assert langfuse.flush(timeout=5)
+    spans = receiver.wait_for_spans(2, timeout=5)
+    estimated, failed = by_name(spans, "<lambda>"), by_name(spans, "failing")
+    for span in (estimated, failed):
+        assert USAGE not in span.attributes and COST not in span.attributes
+        assert not any(key.startswith("gen_ai.usage.") for key in span.attributes)
+    assert estimated.attributes[f"{OBS_METADATA}.usage_estimated"] == "true"
+    assert estimated.attributes[OUTPUT] == "a plain answer"
+    assert OUTPUT not in failed.attributes
+    assert failed.attributes[LEVEL] == "ERROR"
+
+    with TraceStore(store_path) as store:
+        rows = {g["name"]: g for g in store.generations()}
+    assert rows["<lambda>"]["usage_estimated"] is True
+    assert rows["<lambda>"]["total_tokens"] == used
+    assert rows["<lambda>"]["cost_usd"] > 0  # priced from the estimate, locally only
+    assert (rows["failing"]["total_tokens"], rows["failing"]["cost_usd"]) == (0, 0.0)
+    assert rows["failing"]["status"] == "error"
+
+
+async def test_environment_release_and_sdk_on_every_observation(
+    receiver: LoopbackOTLP,
+    make_integration: Callable[..., LangfuseIntegration],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("LANGFUSE_TRACING_ENVIRONMENT", "Staging")  # Langfuse lower-cases it
+    monkeypatch.setenv("LANGFUSE_RELEASE", "from-env")
+    store_path = tmp_path / "traces.db"
+    # The argument wins over the environment.
+    langfuse = with_store(make_integration, receiver, store_path, release="v2.0.0")
+    workflow = WorkflowTracer("release", langfuse=langfuse, persona="devops-engineer")
+    with workflow, workflow.stage("build", "backend-engineer"):
+        langfuse.create_generation(
+            workflow.trace,  # type: ignore[arg-type]
+            "g",
+            "gpt-4",
+            "p",
+            "c",
+            usage={"input": 1, "output": 2},
+        )
+    ObservableLLM(lambda p: "x", model="gpt-4", langfuse=langfuse)("alone")
+    assert langfuse.flush(timeout=5)
+    spans = receiver.wait_for_spans(4, timeout=5)
+    for span in spans:
+        assert span.attributes[ENVIRONMENT] == "staging"
+        assert span.attributes[RELEASE] == "v2.0.0"
+    for request in receiver.trace_requests():
+        assert request.header("x-langfuse-sdk-name") == "hypertool-instrumentation"
+        assert request.header("x-langfuse-sdk-version") == request.spans()[0].scope_version
+    with TraceStore(store_path) as store:
+        assert {(t["environment"], t["release"]) for t in store.traces()} == {("staging", "v2.0.0")}
+        deployed = Filters(environment="staging", release="v2.0.0")
+        assert len(store.traces(filters=deployed)) == 2
+        assert store.traces(filters=Filters(environment="production")) == []
+        assert store.report(filters=Filters(environment="production")) == []
+
+
+async def test_langfuse_reads_our_spans_as_its_own_contract(
+    receiver: LoopbackOTLP, make_integration: Callable[..., LangfuseIntegration]
+) -> None:
+    """No raw attribute dump: the scope starts with ``langfuse-sdk``; what the dump carried
+    that matters (who made the call, chatmode, workflow, stage) is observation metadata, and
+    the trace's metadata is on every observation.
+    """
+    public_key, secret_key = unique_keys()
+    langfuse = make_integration(public_key=public_key, secret_key=secret_key, host=receiver.url)
+    workflow = WorkflowTracer(
+        "wf", {"version": "1.2.0"}, langfuse=langfuse, chatmode="package-release"
+    )
+    with workflow, workflow.stage("qa", "testing-specialist") as stage:
+        langfuse.create_generation(
+            workflow.trace,  # type: ignore[arg-type]
+            "check",
+            "gpt-4",
+            "p",
+            "c",
+            usage={"input": 3, "output": 4},
+            metadata={"persona": "kept as given"},
+            parent=stage.span,
+        )
+    assert langfuse.flush(timeout=5)
+    spans = receiver.wait_for_spans(3, timeout=5)
+    for span in spans:
+        assert span.scope.startswith("langfuse-sdk") and span.scope != "langfuse-sdk"
+        assert span.attributes[f"{OBS_METADATA}.chatmode"] == "package-release"
+        assert f"{OBS_METADATA}.persona" in span.attributes
+        if not span.is_root or span.name != "wf":
+            assert json.loads(span.attributes[TRACE_METADATA])["version"] == "1.2.0"
+    check = by_name(spans, "check")
+    assert check.attributes[f"{OBS_METADATA}.persona"] == "kept as given"  # the caller's wins
+    assert check.attributes[f"{OBS_METADATA}.workflow"] == "wf"
+    assert check.attributes[f"{OBS_METADATA}.stage"] == "qa"
+    assert by_name(spans, "wf").attributes[f"{TRACE_METADATA}.version"] == "1.2.0"
 
 
 # -- The guide's test workflow, as a separate process ------------------------------------------
@@ -868,22 +1231,36 @@ def test_instrumented_workflow_module(receiver: LoopbackOTLP, tmp_path: Path) ->
     tokens = [int(n) for n in re.findall(r"📊 Tokens: (\d+)", out)]
     assert len(tokens) == 3, out
 
-    spans = receiver.wait_for_spans(3, timeout=5, where=lambda s: OBS_TYPE in s.attributes)
-    gens = generations(spans)
-    assert [g.attributes[USER_ID] for g in gens] == [
-        "backend-engineer",
-        "testing-specialist",
-        "devops-engineer",
-    ]
-    assert [usage_of(g)["total"] for g in gens] == tokens
-    for generation in gens:
-        usage = usage_of(generation)
-        assert usage["input"] + usage["output"] == usage["total"]
-        assert generation.attributes["hypertool.usage.estimated"] is False
-    assert len({s.trace_id for s in spans}) == 1
+    spans = receiver.wait_for_spans(7, timeout=5, where=lambda s: OBS_TYPE in s.attributes)
     trace_line = re.search(r"Trace: ([0-9a-f]{32})", out)
     assert trace_line is not None
-    assert spans[0].trace_id == trace_line.group(1)
+    workflow_trace = trace_line.group(1)
+    # Four Langfuse traces: the workflow's (its persona's) and one per stage, each with one
+    # user, all in one session (the workflow's trace id).
+    users = one_user_per_trace(spans)
+    assert users.pop(workflow_trace) == "backend-engineer"
+    assert sorted(users.values()) == ["backend-engineer", "devops-engineer", "testing-specialist"]
+    assert {s.attributes[SESSION_ID] for s in spans} == {workflow_trace}
+    assert f"Session: {workflow_trace}" in out
+    stages = [s for s in spans if s.is_root and s.trace_id != workflow_trace]
+    assert sorted(s.attributes[TRACE_NAME] for s in stages) == [
+        "package-release-workflow/publish",
+        "package-release-workflow/quality-validation",
+        "package-release-workflow/version-bump",
+    ]
+    # Per persona, both Users views sum exactly the tokens the demo printed.
+    printed = dict(
+        zip(["backend-engineer", "testing-specialist", "devops-engineer"], tokens, strict=True)
+    )
+    assert users_view(spans) == (printed, printed)
+    gens = generations(spans)
+    assert len(gens) == 3
+    for generation in gens:
+        usage = usage_of(generation)
+        # The mock's cached system prompt is a bucket of its own: every token counted once.
+        assert usage["input_cached_tokens"] == 60
+        assert usage["input"] + usage["input_cached_tokens"] + usage["output"] == usage["total"]
+        assert generation.attributes["hypertool.usage.estimated"] is False
     for request in receiver.trace_requests():
         assert_langfuse_wire(request, public_key, secret_key)
 

@@ -254,9 +254,61 @@ def test_completion_text_unrecognised(value: Any) -> None:
 # -- Usage ------------------------------------------------------------------------------
 
 
-def test_usage_as_langfuse() -> None:
+def test_usage_as_langfuse_buckets_do_not_overlap() -> None:
+    """Langfuse sums every input* key as input and every output* key as output: its `input`
+    and `output` are what is left beside the cached and reasoning buckets; `total` stays.
+    """
     usage = Usage(10, 4, False, (("input_cached_tokens", 6),))
-    assert usage.as_langfuse() == {"input": 10, "output": 4, "total": 14, "input_cached_tokens": 6}
+    assert usage.as_langfuse() == {"input": 4, "output": 4, "total": 14, "input_cached_tokens": 6}
+    # The issue's example: 1,000 prompt tokens (800 cached), 500 completion (300 reasoning).
+    openai = usage_from_mapping(
+        {
+            "prompt_tokens": 1000,
+            "completion_tokens": 500,
+            "total_tokens": 1500,
+            "prompt_tokens_details": {"cached_tokens": 800},
+            "completion_tokens_details": {"reasoning_tokens": 300},
+        }
+    )
+    assert openai is not None
+    langfuse = openai.as_langfuse()
+    assert langfuse == {
+        "input": 200,
+        "output": 200,
+        "total": 1500,
+        "input_cached_tokens": 800,
+        "output_reasoning_tokens": 300,
+    }
+    counted_in = sum(v for k, v in langfuse.items() if "input" in k)
+    counted_out = sum(v for k, v in langfuse.items() if "output" in k)
+    assert (counted_in, counted_out) == (openai.input, openai.output) == (1000, 500)
+    assert counted_in + counted_out == langfuse["total"]
+    # Anthropic: input_tokens already excludes cache reads and writes.
+    anthropic = usage_from_mapping(
+        {
+            "input_tokens": 50,
+            "output_tokens": 20,
+            "cache_read_input_tokens": 900,
+            "cache_creation_input_tokens": 100,
+        }
+    )
+    assert anthropic is not None and anthropic.input == 1050
+    assert anthropic.as_langfuse() == {
+        "input": 50,
+        "output": 20,
+        "total": 1070,
+        "input_cache_read": 900,
+        "input_cache_creation": 100,
+    }
+
+
+def test_usage_in_langfuse_form_reads_back_inclusive() -> None:
+    sent = {"input": 200, "output": 200, "total": 1500, "input_cached_tokens": 800}
+    sent["output_reasoning_tokens"] = 300
+    usage = usage_from_mapping(sent)
+    assert usage is not None
+    assert (usage.input, usage.output, usage.total) == (1000, 500, 1500)
+    assert usage.as_langfuse() == sent
 
 
 def test_usage_defaults() -> None:

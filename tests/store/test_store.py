@@ -33,6 +33,7 @@ from hypertool.instrumentation.store import (
     percentile,
     store_path_from_env,
 )
+from hypertool.instrumentation.store.filters import Filters
 from hypertool.instrumentation.store.schema import APPLICATION_ID, MIGRATIONS
 from support.store_seed import DAY, MS, Gen, generation_attributes, readable_span, seed_store
 
@@ -183,6 +184,105 @@ def test_usage_falls_back_to_usage_details_and_keeps_extra_keys(db: Path) -> Non
     assert (generation["input_tokens"], generation["output_tokens"]) == (7, 3)
     assert generation["total_tokens"] == 11
     assert generation["metadata"][attr.USAGE_DETAILS] == details
+
+
+def test_langfuse_usage_buckets_are_stored_inclusive(db: Path) -> None:
+    """Columns count every input and output token (as the provider's prompt and completion
+    counts), whatever convention the span's usage details use: Langfuse's ``input`` leaves out
+    the ``input_*`` buckets beside it.
+    """
+    attributes = generation_attributes(Gen("", "p", "m", 1, 1, None, 1, 1), "t")
+    del attributes[attr.GEN_AI_INPUT_TOKENS], attributes[attr.GEN_AI_OUTPUT_TOKENS]
+    details = {"input": 200, "output": 200, "total": 1500, "input_cached_tokens": 800}
+    details["output_reasoning_tokens"] = 300
+    attributes[attr.USAGE_DETAILS] = json.dumps(details)
+    with TraceStore(db) as store:
+        store.write_spans([readable_span(1, 1, attributes=attributes)])
+        (generation,) = store.generations()
+    assert (generation["input_tokens"], generation["output_tokens"]) == (1000, 500)
+    assert generation["total_tokens"] == 1500
+
+
+def test_an_estimate_not_sent_as_usage_is_stored_and_marked(db: Path) -> None:
+    attributes = generation_attributes(Gen("", "p", "m", 1, 1, None, 1, 1, estimated=True), "t")
+    for key in (attr.GEN_AI_INPUT_TOKENS, attr.GEN_AI_OUTPUT_TOKENS, attr.USAGE_DETAILS):
+        del attributes[key]
+    attributes.update({attr.USAGE_INPUT: 12, attr.USAGE_OUTPUT: 30, attr.COST_USD: 0.5})
+    attributes[attr.COST_KNOWN] = True
+    with TraceStore(db) as store:
+        store.write_spans([readable_span(1, 1, attributes=attributes)])
+        (generation,) = store.generations()
+    assert (generation["input_tokens"], generation["output_tokens"]) == (12, 30)
+    assert generation["total_tokens"] == 42
+    assert generation["usage_estimated"] is True
+    assert generation["cost_usd"] == 0.5
+    for key in (attr.USAGE_INPUT, attr.USAGE_OUTPUT, attr.COST_USD):
+        assert key not in generation["metadata"]
+
+
+def test_environment_and_release_are_kept_per_trace_and_filter(db: Path) -> None:
+    def spans(trace_id: int, environment: str | None, release: str | None) -> list[Any]:
+        deployment = {
+            key: value
+            for key, value in ((attr.ENVIRONMENT, environment), (attr.RELEASE, release))
+            if value is not None
+        }
+        gen = Gen("", "backend-engineer", "m", 3, 4, 0.1, 1, 1)
+        return [
+            readable_span(trace_id, trace_id * 10, name="root", attributes={**deployment}),
+            readable_span(
+                trace_id,
+                trace_id * 10 + 1,
+                parent=trace_id * 10,
+                attributes={**generation_attributes(gen, "root"), **deployment},
+            ),
+        ]
+
+    with TraceStore(db) as store:
+        store.write_spans(
+            spans(1, "production", "v1") + spans(2, "staging", "v2") + spans(3, None, None)
+        )
+        listed = {(t["environment"], t["release"]) for t in store.traces()}
+        assert listed == {("production", "v1"), ("staging", "v2"), (None, None)}
+        staging = Filters(environment="staging")
+        assert [t["release"] for t in store.traces(filters=staging)] == ["v2"]
+        assert store.traces(filters=Filters(environment="staging", release="v1")) == []
+        (row,) = store.report(filters=Filters(environment="production"))
+        assert (row["group"], row["generations"], row["total_tokens"]) == ("backend-engineer", 1, 7)
+        assert [g["trace_id"][-1] for g in store.generations(filters=Filters(release="v2"))] == [
+            "2"
+        ]
+        (only,) = [g for g in store.generations() if g["trace_id"].endswith("1")]
+        assert attr.ENVIRONMENT not in only["metadata"] and attr.RELEASE not in only["metadata"]
+        tree = store.trace(format(1, "032x"))
+        assert tree is not None and (tree["environment"], tree["release"]) == ("production", "v1")
+
+
+def test_a_stages_langfuse_trace_id_shows_that_stage(db: Path) -> None:
+    """A stage is a Langfuse trace of its own whose id is the workflow's first 16 hex digits
+    and the stage's span id: given that id, the store shows the stage.
+    """
+    trace_id = int("ab" * 16, 16)
+    gen = Gen("", "testing-specialist", "m", 5, 6, None, 1, 1)
+    spans = [
+        readable_span(trace_id, 1, name="workflow"),
+        readable_span(trace_id, 2, parent=1, name="qa", attributes={attr.PERSONA: "tester"}),
+        readable_span(trace_id, 3, parent=2, attributes=generation_attributes(gen, "workflow")),
+        readable_span(trace_id, 4, parent=1, attributes=generation_attributes(gen, "workflow")),
+    ]
+    full = format(trace_id, "032x")
+    with TraceStore(db) as store:
+        store.write_spans(spans)
+        stage = store.trace(full[:16] + format(2, "016x"))
+        whole = store.trace(full)
+        elsewhere = store.trace("cd" * 8 + format(2, "016x"))
+    assert stage is not None and whole is not None
+    assert (stage["trace_id"], stage["name"], stage["persona"]) == (full, "qa", "tester")
+    assert stage["langfuse_trace_id"] == full[:16] + format(2, "016x")
+    assert [child["name"] for child in stage["children"]] == ["qa"]
+    assert (stage["generations"], stage["total_tokens"]) == (1, 11)
+    assert (whole["langfuse_trace_id"], whole["generations"]) == (full, 2)
+    assert elsewhere is None  # the span id alone is not enough: the workflow must match
 
 
 def test_other_attributes_are_kept_as_metadata(db: Path) -> None:
@@ -550,6 +650,26 @@ def test_version_1_database_migrates_forward_with_data_intact(db: Path) -> None:
         assert store.usage_since("backend-engineer")[0] == 42
     indexes = {row[0] for row in rows(db, "SELECT name FROM sqlite_schema WHERE type='index'")}
     assert "observations_persona" in indexes
+
+
+def test_version_2_database_gains_environment_and_release(db: Path) -> None:
+    db.parent.mkdir(parents=True)
+    with sqlite3.connect(db, isolation_level=None) as connection:
+        for statements in MIGRATIONS[:2]:
+            for statement in statements:
+                connection.execute(statement)
+        connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        connection.execute("PRAGMA user_version = 2")
+        connection.execute(
+            "INSERT INTO traces (trace_id, name, start_ns, end_ns, status, root_seen) "
+            "VALUES ('ff', 'old', ?, ?, 'success', 1)",
+            (time.time_ns(), time.time_ns()),
+        )
+    with TraceStore(db) as store:
+        assert store.stats()["schema_version"] == SCHEMA_VERSION == 4
+        (old,) = store.traces()
+        assert (old["name"], old["environment"], old["release"]) == ("old", None, None)
+        assert store.traces(filters=Filters(environment="production")) == []
 
 
 # -- concurrency -------------------------------------------------------------------------

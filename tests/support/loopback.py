@@ -75,6 +75,7 @@ class SpanRecord:
     scope: str
     resource: dict[str, Any]
     request_index: int
+    scope_version: str = ""
 
     @property
     def is_root(self) -> bool:
@@ -150,6 +151,7 @@ class ReceivedRequest:
                             scope=scope_spans.scope.name,
                             resource=resource,
                             request_index=self.index,
+                            scope_version=scope_spans.scope.version,
                         )
                     )
         return records

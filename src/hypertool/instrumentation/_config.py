@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ LANGFUSE_SECRET_KEY = "LANGFUSE_SECRET_KEY"
 LANGFUSE_HOST = "LANGFUSE_HOST"
 LANGFUSE_DEBUG = "LANGFUSE_DEBUG"
 LANGFUSE_PROJECT_ID = "LANGFUSE_PROJECT_ID"
+LANGFUSE_TRACING_ENVIRONMENT = "LANGFUSE_TRACING_ENVIRONMENT"
+LANGFUSE_RELEASE = "LANGFUSE_RELEASE"
 HYPERTOOL_EXPORT_TIMEOUT = "HYPERTOOL_EXPORT_TIMEOUT"
 HYPERTOOL_EXIT_TIMEOUT = "HYPERTOOL_EXIT_TIMEOUT"
 HYPERTOOL_QUEUE_SIZE = "HYPERTOOL_QUEUE_SIZE"
@@ -54,6 +57,9 @@ DEFAULT_STORE_MAX_FIELD_CHARS = 20_000
 """Characters of a prompt or completion kept in the local store (a smaller file)."""
 DEFAULT_RETENTION_DAYS = 30.0
 STORE_OFF = "off"
+MAX_RELEASE_CHARS = 200
+"""Longest release kept (langfuse's SDK drops longer trace-level values)."""
+_ENVIRONMENT = re.compile(r"^[a-z0-9_-]{1,40}$")
 BUDGET_PERIODS = ("session", "day", "month")
 BUDGET_POLICIES = ("warn", "block")
 
@@ -75,6 +81,9 @@ def environment() -> dict[str, str]:
         merged.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
     merged.update(os.environ)
     return merged
+
+
+_merged_environment = environment  # load_settings has an argument of the same name
 
 
 def _pick(argument: str | None, env: Mapping[str, str], name: str) -> str | None:
@@ -142,6 +151,42 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     if raw not in choices:
         raise ConfigError(f"{name}={raw!r} must be one of {', '.join(choices)}")
     return raw
+
+
+def environment_name(raw: str | None, name: str) -> str | None:
+    """A Langfuse tracing environment as Langfuse stores it (lower case), or None when unset.
+
+    Langfuse turns any other value into ``default`` without a word
+    (``PublicEnvironmentName`` in its ingestion types): here it is an error instead.
+
+    Raises:
+        ConfigError: not 1-40 of ``a-z 0-9 _ -``, or starting with the reserved ``langfuse``.
+
+    """
+    if raw is None or not raw.strip():
+        return None
+    value = raw.strip().lower()
+    if not _ENVIRONMENT.match(value) or value.startswith("langfuse"):
+        raise ConfigError(
+            f"{name}={raw!r} must be 1-40 characters of a-z, 0-9, '_' and '-', not starting "
+            "with 'langfuse' (e.g. production, staging)"
+        )
+    return value
+
+
+def release_name(raw: str | None, name: str) -> str | None:
+    """A release identifier (a version, a commit), or None when unset.
+
+    Raises:
+        ConfigError: longer than :data:`MAX_RELEASE_CHARS`.
+
+    """
+    if raw is None or not raw.strip():
+        return None
+    value = raw.strip()
+    if len(value) > MAX_RELEASE_CHARS:
+        raise ConfigError(f"{name} is {len(value)} characters; at most {MAX_RELEASE_CHARS}")
+    return value
 
 
 def mask_secret(secret: str | None) -> str:
@@ -234,6 +279,8 @@ class Settings:
     host: str
     debug: bool = False
     project_id: str | None = None
+    environment: str | None = None
+    release: str | None = None
     export_timeout: float = DEFAULT_EXPORT_TIMEOUT
     exit_timeout: float = DEFAULT_EXIT_TIMEOUT
     queue_size: int = DEFAULT_QUEUE_SIZE
@@ -268,7 +315,8 @@ class Settings:
         return (
             f"Settings(public_key={self.public_key!r}, "
             f"secret_key={mask_secret(self.secret_key)!r}, "
-            f"host={self.host!r}, debug={self.debug}, export_timeout={self.export_timeout}, "
+            f"host={self.host!r}, debug={self.debug}, environment={self.environment!r}, "
+            f"release={self.release!r}, export_timeout={self.export_timeout}, "
             f"exit_timeout={self.exit_timeout}, queue_size={self.queue_size}, "
             f"store_path={self.store_path!r}, otlp={self.otlp!r})"
         )
@@ -281,6 +329,8 @@ def load_settings(
     host: str | None = None,
     debug: bool | None = None,
     project_id: str | None = None,
+    environment: str | None = None,
+    release: str | None = None,
     export_timeout: float | None = None,
     exit_timeout: float | None = None,
     queue_size: int | None = None,
@@ -294,6 +344,8 @@ def load_settings(
         host: ``LANGFUSE_HOST``.
         debug: ``LANGFUSE_DEBUG``.
         project_id: ``LANGFUSE_PROJECT_ID``.
+        environment: ``LANGFUSE_TRACING_ENVIRONMENT``.
+        release: ``LANGFUSE_RELEASE``.
         export_timeout: ``HYPERTOOL_EXPORT_TIMEOUT``.
         exit_timeout: ``HYPERTOOL_EXIT_TIMEOUT``.
         queue_size: ``HYPERTOOL_QUEUE_SIZE``.
@@ -303,7 +355,7 @@ def load_settings(
         ConfigError: a value is malformed; the message names the variable.
 
     """
-    env = environment() if env is None else env
+    env = _merged_environment() if env is None else env
     resolved_host = (_pick(host, env, LANGFUSE_HOST) or DEFAULT_HOST).rstrip("/")
     if not resolved_host.startswith(("http://", "https://")):
         raise ConfigError(f"{LANGFUSE_HOST}={resolved_host!r} must start with http:// or https://")
@@ -313,6 +365,13 @@ def load_settings(
         host=resolved_host,
         debug=debug if debug is not None else _bool(env.get(LANGFUSE_DEBUG), LANGFUSE_DEBUG, False),
         project_id=_pick(project_id, env, LANGFUSE_PROJECT_ID),
+        environment=environment_name(
+            _pick(environment, env, LANGFUSE_TRACING_ENVIRONMENT),
+            "environment" if environment else LANGFUSE_TRACING_ENVIRONMENT,
+        ),
+        release=release_name(
+            _pick(release, env, LANGFUSE_RELEASE), "release" if release else LANGFUSE_RELEASE
+        ),
         export_timeout=_setting(
             export_timeout, "export_timeout", env, HYPERTOOL_EXPORT_TIMEOUT, DEFAULT_EXPORT_TIMEOUT
         ),

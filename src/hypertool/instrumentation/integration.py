@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from hypertool.instrumentation import semconv as attr
 from hypertool.instrumentation._config import Settings, load_settings, mask_secret
 from hypertool.instrumentation._fork import at_exit, on_fork_in_child
 from hypertool.instrumentation._log import enable_debug_logging, forget_warnings, logger, warn_once
@@ -79,6 +80,9 @@ class LangfuseIntegration:
         host: Langfuse URL (``LANGFUSE_HOST``, default ``https://cloud.langfuse.com``).
         debug: Log debug output of this library to stderr (``LANGFUSE_DEBUG``).
         project_id: Langfuse project id, for exact trace URLs (``LANGFUSE_PROJECT_ID``).
+        environment: Tracing environment of every observation, e.g. ``production``
+            (``LANGFUSE_TRACING_ENVIRONMENT``; Langfuse shows ``default`` without one).
+        release: Release of the application, e.g. a version or commit (``LANGFUSE_RELEASE``).
         personas: Persona definitions (budgets); the built-in ones, plus the files in
             ``HYPERTOOL_PERSONAS_DIR``, by default.
         prices: Model prices; the built-in table plus ``HYPERTOOL_PRICES`` by default.
@@ -104,6 +108,8 @@ class LangfuseIntegration:
         *,
         debug: bool | None = None,
         project_id: str | None = None,
+        environment: str | None = None,
+        release: str | None = None,
         personas: PersonaRegistry | None = None,
         prices: PriceTable | None = None,
         exporters: Mapping[str, SpanExporter] | None = None,
@@ -120,6 +126,8 @@ class LangfuseIntegration:
             host=host,
             debug=debug,
             project_id=project_id,
+            environment=environment,
+            release=release,
             export_timeout=export_timeout,
             exit_timeout=exit_timeout,
             queue_size=queue_size,
@@ -168,12 +176,22 @@ class LangfuseIntegration:
             sync=sync,
         )
         clean = Cleaner(chain(mask), settings.max_field_chars)
+        common = {
+            key: value
+            for key, value in (
+                (attr.ENVIRONMENT, settings.environment),
+                (attr.RELEASE, settings.release),
+            )
+            if value
+        }
         finished = None
         if self._pipeline is not None and self._pipeline.own_provider:
             pipeline = self._pipeline
             finished = FinishedSpans(pipeline.emit, pipeline.provider.resource, pipeline.scope)
-        self._generations = GenerationRecorder(tracer, self.prices, self.budgets, clean, finished)
-        self._traces = TraceRecorder(tracer, clean, self, self.trace_url)
+        self._generations = GenerationRecorder(
+            tracer, self.prices, self.budgets, clean, finished=finished, common=common
+        )
+        self._traces = TraceRecorder(tracer, clean, self, self.trace_url, common)
         # Collected without shutdown(): finish the pending work elsewhere. The finalizer holds
         # the queue and the pipeline, never the integration (items waiting in the queue refer
         # to it, so it is only collected once they are recorded).
@@ -280,10 +298,20 @@ class LangfuseIntegration:
         *,
         session_id: str | None = None,
         tags: list[str] | None = None,
+        workflow: str | None = None,
     ) -> TraceContext:
-        """Start a trace whose Langfuse user is ``persona``; the chatmode is a tag and metadata."""
+        """Start a trace whose Langfuse user is ``persona``; the chatmode is a tag and metadata.
+
+        Spans started in it with a persona of their own (``start_span(persona=…)``, every
+        :class:`WorkflowTracer` stage) are Langfuse traces of their own, owned by that
+        persona, in one Langfuse session: ``session_id``, else this trace's id. A
+        ``workflow`` trace (what :class:`WorkflowTracer` starts) is in that session from the
+        start.
+        """
         try:
-            return self._traces.start_trace(name, persona, chatmode, metadata, session_id, tags)
+            return self._traces.start_trace(
+                name, persona, chatmode, metadata, session_id, tags, workflow
+            )
         except Exception:
             logger.debug("start_trace failed", exc_info=True)
             return self._traces.dead_trace(name, persona, chatmode, metadata)
@@ -357,7 +385,9 @@ class LangfuseIntegration:
         """Record one LLM call in ``trace`` (under ``parent`` when given).
 
         ``usage`` may be in OpenAI form (``prompt_tokens``/``completion_tokens``) or Langfuse
-        form (``input``/``output``); without it tokens are estimated and marked so. Times are
+        form (``input``/``output``, which exclude the ``input_*``/``output_*`` buckets beside
+        them); without it tokens are estimated and marked so (a failed call without usage
+        counts 0). An estimate is never sent to Langfuse as usage or cost. Times are
         datetimes or epoch seconds; without them the call is recorded as ending now. The
         persona is ``persona``, else the parent span's, else the trace's.
         """
@@ -369,8 +399,10 @@ class LangfuseIntegration:
             )
             prompt_text = text_of(prompt)
             completion_text = "" if completion is None else text_of(completion)
-            resolved = usage_from_argument(usage) or Usage(
-                estimate_tokens(prompt_text), estimate_tokens(completion_text), True
+            resolved = usage_from_argument(usage) or (
+                Usage(0, 0, True)  # a failed call reported nothing and is normally not billed
+                if error is not None
+                else Usage(estimate_tokens(prompt_text), estimate_tokens(completion_text), True)
             )
             end_ns = to_ns(end_time) or time.time_ns()
             start_ns = to_ns(start_time) or end_ns

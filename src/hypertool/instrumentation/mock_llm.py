@@ -15,6 +15,8 @@ _COMPLETION_TOKENS = {
     "devops-engineer": 420,
 }
 _DEFAULT_COMPLETION_TOKENS = 500
+SYSTEM_PROMPT_TOKENS = 60
+"""Prompt tokens of the mock's system prompt, reported as cached (OpenAI's ``cached_tokens``)."""
 
 
 class MockRateLimitError(RuntimeError):
@@ -32,7 +34,8 @@ async def mock_llm(
         await asyncio.sleep(latency_s)
     if fail:
         raise MockRateLimitError("429 Too Many Requests: rate limit reached for gpt-4, retry")
-    prompt_tokens = estimate_tokens(prompt) + 60  # a system prompt the provider also counts
+    # A system prompt the provider also counts, and serves from its prompt cache.
+    prompt_tokens = estimate_tokens(prompt) + SYSTEM_PROMPT_TOKENS
     completion_tokens = _COMPLETION_TOKENS.get(persona, _DEFAULT_COMPLETION_TOKENS)
     return {
         "id": f"mock-{zlib.crc32(f'{persona}:{prompt}'.encode()):08x}",
@@ -49,5 +52,6 @@ async def mock_llm(
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": SYSTEM_PROMPT_TOKENS},
         },
     }

@@ -49,10 +49,19 @@ class ModelPrice:
 
 @dataclass(frozen=True)
 class Cost:
-    """Cost of one generation in USD."""
+    """Cost of one generation in USD.
+
+    Attributes:
+        input: Cost of every input token (cached reads and cache writes included).
+        output: Cost of every output token (reasoning included).
+        details: The parts of ``input``/``output`` priced apart, by the usage key they price
+            (``input_cached_tokens``, ``input_cache_read``, ``input_cache_creation``,
+            ``output_reasoning_tokens``).
+    """
 
     input: float
     output: float
+    details: tuple[tuple[str, float], ...] = ()
 
     @property
     def total(self) -> float:
@@ -60,8 +69,18 @@ class Cost:
         return self.input + self.output
 
     def as_langfuse(self) -> dict[str, float]:
-        """Cost in Langfuse's ``cost_details`` form."""
-        return {"input": self.input, "output": self.output, "total": self.total}
+        """Cost in Langfuse's ``cost_details`` form: the same buckets as
+        :meth:`Usage.as_langfuse`, so each usage key has its price and ``total`` is the sum.
+        """
+        cached = sum(cost for key, cost in self.details if key.startswith("input"))
+        reasoning = sum(cost for key, cost in self.details if key.startswith("output"))
+        result = {
+            "input": max(self.input - cached, 0.0),
+            "output": max(self.output - reasoning, 0.0),
+        }
+        result.update(self.details)
+        result["total"] = self.total
+        return result
 
 
 def _p(inp: float, out: float, cached: float | None, source: str, date: str) -> ModelPrice:
@@ -147,15 +166,26 @@ class PriceTable:
             return None
         # Usage.input holds every input token; cached reads and cache writes are parts of it.
         details = dict(usage.details)
-        cached = min(next((details[k] for k in _CACHED_INPUT_KEYS if k in details), 0), usage.input)
+        cached_key = next((k for k in _CACHED_INPUT_KEYS if k in details), None)
+        cached = min(details[cached_key], usage.input) if cached_key else 0
         written = min(details.get("input_cache_creation", 0), usage.input - cached)
+        reasoning = min(details.get("output_reasoning_tokens", 0), usage.output)
         cached_rate = price.cached_input if price.cached_input is not None else price.input
-        input_cost = (
-            (usage.input - cached - written) * price.input
-            + cached * cached_rate
-            + written * price.input * _CACHE_WRITE_FACTOR
-        ) / _MTOK
-        return Cost(input_cost, usage.output * price.output / _MTOK)
+        cached_cost = cached * cached_rate / _MTOK
+        written_cost = written * price.input * _CACHE_WRITE_FACTOR / _MTOK
+        input_cost = (usage.input - cached - written) * price.input / _MTOK
+        parts: list[tuple[str, float]] = []
+        if cached_key and cached:
+            parts.append((cached_key, cached_cost))
+        if written:
+            parts.append(("input_cache_creation", written_cost))
+        if reasoning:
+            parts.append(("output_reasoning_tokens", reasoning * price.output / _MTOK))
+        return Cost(
+            input_cost + cached_cost + written_cost,
+            usage.output * price.output / _MTOK,
+            tuple(parts),
+        )
 
     def with_overrides(self, overrides: Mapping[str, ModelPrice]) -> PriceTable:
         """A table with ``overrides`` added or replacing entries."""

@@ -81,6 +81,15 @@ CHATMODE: Final = "hypertool.chatmode"
 WORKFLOW: Final = "hypertool.workflow"
 STAGE: Final = "hypertool.stage"
 USAGE_ESTIMATED: Final = "hypertool.usage.estimated"
+# Usage and cost that are not the provider's (an estimate, or a failed call that reported none):
+# kept for the local store, never sent as ``USAGE_DETAILS``/``COST_DETAILS`` or ``gen_ai.usage.*``,
+# so Langfuse counts and prices such a call itself instead of showing a guess as fact.
+USAGE_INPUT: Final = "hypertool.usage.input_tokens"
+USAGE_OUTPUT: Final = "hypertool.usage.output_tokens"
+COST_USD: Final = "hypertool.cost.usd"
+# On every span of a stage's Langfuse trace: the id that trace has in Langfuse (the OpenTelemetry
+# trace keeps the workflow's id; see ``model.handles.stage_trace_id``).
+LANGFUSE_TRACE_ID: Final = "hypertool.langfuse.trace_id"
 TRACE_STATUS: Final = "hypertool.trace.status"
 STREAM: Final = "hypertool.stream"
 STREAM_ABANDONED: Final = "hypertool.stream.abandoned"

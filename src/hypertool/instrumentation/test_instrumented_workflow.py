@@ -168,6 +168,8 @@ async def run_release_workflow(
         out(f"   Host: {langfuse.host}")
         if trace.url:
             out(f"   Trace: {trace.url}")
+        out(f"   Session: {workflow.langfuse_session_id} (the workflow's trace and one per stage,")
+        out("            each with the stage's persona as its user)")
         out("   Check Langfuse UI for LLM traces with persona context")
     else:
         out("⚠️  Langfuse not configured")

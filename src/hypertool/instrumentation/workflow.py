@@ -62,17 +62,24 @@ class Stage:
 class WorkflowTracer:
     """Trace a workflow run: ``with``/``async with`` it, then run stages inside.
 
-    Each stage is a span under the workflow span with its persona as the Langfuse user; switches
-    of persona between stages, stage durations and quality gates go to the metrics. A failing
-    stage records the exception, is marked ERROR, fails its quality gate and re-raises.
+    The workflow is one OpenTelemetry trace (the local store and OTLP collectors show one
+    tree); each stage is a span under the workflow span. Langfuse keeps one user per trace, so
+    there each stage is a trace of its own whose user is the stage's persona (named
+    ``workflow/stage``, holding the stage's generations), and the workflow span is a trace of
+    the workflow's persona; all of them are in one Langfuse session, the workflow's trace id
+    (or ``session_id``). Switches of persona between stages, stage durations and quality gates
+    go to the metrics. A failing stage records the exception, is marked ERROR, fails its
+    quality gate and re-raises.
 
     Args:
         workflow_name: Name of the workflow (the trace name).
-        metadata: Trace metadata.
+        metadata: Trace metadata (on every Langfuse trace of the workflow).
         langfuse: Integration to record with; the process default when None.
         metrics: Collector to feed; none when None.
         chatmode: Task mode of the workflow.
-        persona: The workflow's own persona (the trace's user); the first stage's by default.
+        persona: The workflow's own persona (the user of the workflow span's Langfuse trace).
+        session_id: Langfuse session of the workflow's traces; the workflow's trace id when
+            None.
     """
 
     def __init__(
@@ -84,8 +91,10 @@ class WorkflowTracer:
         metrics: PersonaMetricsCollector | None = None,
         chatmode: str = "",
         persona: str = "multi-persona",
+        session_id: str | None = None,
     ) -> None:
         self.workflow_name = workflow_name
+        self.session_id = session_id
         self.metadata = dict(metadata or {})
         self.langfuse = langfuse
         self.metrics = metrics
@@ -94,14 +103,25 @@ class WorkflowTracer:
         self.trace: TraceContext | None = None
         self.previous_persona: str | None = None
 
+    @property
+    def langfuse_session_id(self) -> str | None:
+        """The Langfuse session holding the workflow's traces (None before it starts)."""
+        if self.trace is None:
+            return None
+        return self.session_id or self.trace.trace_id
+
     # -- the workflow ----------------------------------------------------------------------
     def __enter__(self) -> WorkflowTracer:
         integration = self.langfuse or get_langfuse_integration()
         self.langfuse = integration
         self.trace = integration.start_trace(
-            self.workflow_name, self.persona, self.chatmode, self.metadata
+            self.workflow_name,
+            self.persona,
+            self.chatmode,
+            self.metadata,
+            session_id=self.session_id,
+            workflow=self.workflow_name,
         )
-        self.trace.span.set_attribute(attr.WORKFLOW, self.workflow_name)
         self.trace.__enter__()
         return self
 

@@ -36,9 +36,11 @@ from support.fake_servers import (
 )
 
 MESSAGES = [{"role": "user", "content": "What is the answer?"}]
+# Langfuse's usage convention: `input`/`output` exclude the cached and reasoning buckets sent
+# beside them (Langfuse sums every input* and output* key); `total` is OpenAI's total_tokens.
 EXPECTED_USAGE = {
-    "input": 1200,
-    "output": 340,
+    "input": 1200 - 1024,
+    "output": 340 - 64,
     "total": 1540,
     "input_cached_tokens": 1024,
     "output_reasoning_tokens": 64,
@@ -195,7 +197,12 @@ def test_errors_are_recorded_with_status_code_and_re_raised_unchanged(
     assert attributes["http.response.status_code"] == status
     assert attributes["error.type"] == error_class.__name__
     assert attributes["user.id"] == "devops-engineer"
-    assert generation.usage == {"input": 0, "output": 0, "total": 0}
+    # The provider reported nothing: no usage, cost or empty output is sent (as langfuse's SDK).
+    assert "langfuse.observation.usage_details" not in attributes
+    assert "langfuse.observation.cost_details" not in attributes
+    assert "langfuse.observation.output" not in attributes
+    assert attributes["hypertool.usage.input_tokens"] == 0
+    assert attributes["hypertool.usage.output_tokens"] == 0
 
 
 # -- streams ---------------------------------------------------------------------------------
@@ -259,7 +266,8 @@ def test_callers_stream_options_are_respected(server: FakeProviderServer, memory
     exact, estimated = memory.generations(2)
     assert exact.usage == EXPECTED_USAGE
     assert estimated.attributes["hypertool.usage.estimated"] is True
-    assert estimated.usage["output"] > 0
+    assert "langfuse.observation.usage_details" not in estimated.attributes
+    assert estimated.attributes["hypertool.usage.output_tokens"] > 0
 
 
 def test_stream_helper_is_recorded(server: FakeProviderServer, memory: Sink) -> None:
@@ -307,8 +315,10 @@ def test_stream_closed_early_is_recorded_as_abandoned(
     assert attributes["langfuse.observation.level"] == "WARNING"
     assert "before its end" in attributes["langfuse.observation.status_message"]
     assert attributes["langfuse.observation.output"] == "w0 w1 "
-    # No final chunk was read: tokens are estimated, and say so.
+    # No final chunk was read: tokens are estimated, say so, and are not sent as usage.
     assert attributes["hypertool.usage.estimated"] is True
+    assert "langfuse.observation.usage_details" not in attributes
+    assert "langfuse.observation.cost_details" not in attributes
     assert not generation.error
 
 
@@ -360,21 +370,25 @@ def test_persona_and_chatmode_come_from_call_then_stage_then_default_then_trace(
                 )
 
     default, in_trace, in_stage, per_call = memory.generations(4)
-    assert (default.attributes["user.id"], default.attributes["hypertool.chatmode"]) == (
+    assert (default.attributes["hypertool.persona"], default.attributes["hypertool.chatmode"]) == (
         "frontend-engineer",
         "debugging",
     )
+    assert default.attributes["user.id"] == "frontend-engineer"  # a trace of its own
     assert not default.parent_span_id
     # The client's own default is more specific than the trace's persona (one precedence for
     # every instrumented call: capture/resolution.py).
-    assert in_trace.attributes["user.id"] == "frontend-engineer"
+    assert in_trace.attributes["hypertool.persona"] == "frontend-engineer"
     assert in_trace.attributes["hypertool.chatmode"] == "debugging"
     assert in_trace.parent_span_id  # a child of the trace's root span
-    assert in_stage.attributes["user.id"] == "testing-specialist"
+    assert in_stage.attributes["hypertool.persona"] == "testing-specialist"
     assert in_stage.parent_span_id == stage.span_id
     assert in_stage.attributes["hypertool.chatmode"] == "debugging"
-    assert per_call.attributes["user.id"] == "data-scientist"
+    assert per_call.attributes["hypertool.persona"] == "data-scientist"
     assert per_call.parent_span_id == stage.span_id
+    # Langfuse's user is the persona owning the (Langfuse) trace the call is in: one per trace.
+    assert in_trace.attributes["user.id"] == "backend-engineer"
+    assert in_stage.attributes["user.id"] == per_call.attributes["user.id"] == "testing-specialist"
     assert inner_id
 
 

@@ -16,7 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hypertool.instrumentation._config import HYPERTOOL_STORE, ConfigError, load_settings
+from hypertool.instrumentation._config import (
+    HYPERTOOL_STORE,
+    LANGFUSE_RELEASE,
+    LANGFUSE_TRACING_ENVIRONMENT,
+    ConfigError,
+    environment_name,
+    load_settings,
+)
 from hypertool.instrumentation.cli import output as out
 from hypertool.instrumentation.store import documents
 from hypertool.instrumentation.store.filters import (
@@ -128,6 +135,21 @@ def _guard(handler: Handler) -> Handler:
 
 
 # -- commands ------------------------------------------------------------------------------
+DEPLOYMENT = ("environment", "release")
+"""The filter options on the Langfuse environment and release a trace was recorded with."""
+
+
+def _environment(text: str) -> str:
+    """An environment as stored (lower case), or a usage error."""
+    try:
+        name = environment_name(text, "--environment")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if name is None:
+        raise argparse.ArgumentTypeError("--environment needs a name")
+    return name
+
+
 def filters_of(args: argparse.Namespace) -> Filters:
     """The :class:`Filters` the command line's filter options give (those a command has)."""
     status = getattr(args, "status", None)
@@ -141,6 +163,8 @@ def filters_of(args: argparse.Namespace) -> Filters:
         status=status,
         since_ns=getattr(args, "since", None),
         until_ns=getattr(args, "until", None),
+        environment=getattr(args, "environment", None),
+        release=getattr(args, "release", None),
     )
 
 
@@ -169,7 +193,7 @@ def _report(args: argparse.Namespace) -> int:
     if args.json:
         _emit(documents.report_document(args.by, filters, rows))
     elif not rows:
-        out.show("No generations recorded" + (" in that period." if args.since else "."))
+        out.show("No generations recorded" + (" that match." if filters.as_dict() else "."))
     else:
         out.show(out.report_table(rows, args.by, out.moment(args.since) if args.since else None))
     return 0
@@ -296,9 +320,18 @@ def add_store_commands(
             "chatmode": "this chatmode only",
             "workflow": "this workflow only",
             "model": "this model only",
+            "release": f"traces of this release only ({LANGFUSE_RELEASE})",
         }
         for name in names:
-            if name == "status":
+            if name == "environment":
+                options.add_argument(
+                    "--environment",
+                    type=_environment,
+                    default=None,
+                    help="traces of this Langfuse tracing environment only "
+                    f"({LANGFUSE_TRACING_ENVIRONMENT})",
+                )
+            elif name == "status":
                 options.add_argument("--status", choices=STATUSES, help="only this status")
             elif name == "until":
                 options.add_argument(
@@ -330,7 +363,7 @@ def add_store_commands(
         "tokens, cost, errors and latency per group (the Users view)",
         common,
         since,
-        filter_options("until", "persona", "chatmode", "workflow", "model", "status"),
+        filter_options("until", "persona", "chatmode", "workflow", "model", "status", *DEPLOYMENT),
     )
     report.add_argument("--by", choices=REPORT_GROUPS, default="persona", help="group by")
     traces = command(
@@ -339,21 +372,25 @@ def add_store_commands(
         "traces, newest first",
         common,
         since,
-        filter_options("until", "chatmode", "workflow", "status"),
+        filter_options("until", "chatmode", "workflow", "status", *DEPLOYMENT),
     )
     traces.add_argument("--persona", help="traces this persona did any work in")
     traces.add_argument("--sort", choices=TRACE_SORTS, default="start", help="sort by (start)")
     traces.add_argument("--order", choices=("desc", "asc"), default="desc", help="(desc)")
     paging(traces)
     trace = command("trace", _trace, "one trace as a tree, with prompts and completions", common)
-    trace.add_argument("trace_id", metavar="ID", help="trace id, or its first 8+ hex digits")
+    trace.add_argument(
+        "trace_id",
+        metavar="ID",
+        help="trace id, or its first 8+ hex digits, or a workflow stage's Langfuse trace id",
+    )
     generations = command(
         "generations",
         _generations,
         "slowest or failed generations",
         common,
         since,
-        filter_options("until", "persona", "chatmode", "workflow", "model"),
+        filter_options("until", "persona", "chatmode", "workflow", "model", *DEPLOYMENT),
     )
     generations.add_argument(
         "--slowest", type=_positive, metavar="N", help="the N slowest generations"
@@ -367,7 +404,7 @@ def add_store_commands(
         "distributions",
         common,
         since,
-        filter_options("until", "persona", "chatmode", "workflow", "model"),
+        filter_options("until", "persona", "chatmode", "workflow", "model", *DEPLOYMENT),
     )
     analytics.add_argument(
         "--bucket",

@@ -122,6 +122,8 @@ def diagnose(
         "host": host,
         "public_key": public_key,
         "secret_key": _mask(secret_key) if secret_key else None,
+        "environment": settings.environment if settings else None,
+        "release": settings.release if settings else None,
     }
     sinks["store"] = _store(store_path, store_source)
     otlp = settings.otlp if settings is not None else None
@@ -165,8 +167,11 @@ def doctor_table(result: Mapping[str, Any]) -> Table:
     if langfuse["enabled"]:
         detail = (
             f"host {langfuse['host']}, public key {langfuse['public_key']}, "
-            f"secret key {langfuse['secret_key']}"
+            f"secret key {langfuse['secret_key']}, "
+            f"environment {langfuse['environment'] or 'default'}"
         )
+        if langfuse["release"]:
+            detail += f", release {langfuse['release']}"
     else:
         detail = "set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY to send traces to Langfuse"
         if langfuse["public_key"] or langfuse["secret_key"]:

@@ -247,12 +247,20 @@ def trace_tree(trace: Mapping[str, Any]) -> Tree:
     label.append(trace["trace_id"], style="cyan")
     label.append(f"  {trace['name'] or NONE}  ", style="bold")
     label.append_text(_status(trace["status"]))
+    langfuse_id = trace.get("langfuse_trace_id")
+    if langfuse_id and langfuse_id != trace["trace_id"]:
+        label.append("\nstage with Langfuse trace ", style="dim")
+        label.append(langfuse_id, style="cyan")
+    deployment = [
+        f"{key} {trace[key]}" for key in ("environment", "release") if trace.get(key) is not None
+    ]
     label.append(
         "\n"
         + " · ".join(
             [
                 trace["persona"] or NONE,
                 trace["chatmode"] or NONE,
+                *deployment,
                 moment(trace["start_ns"]),
                 duration(trace["duration_ms"]),
                 f"{trace['generations']} generation(s)",

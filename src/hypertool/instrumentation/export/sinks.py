@@ -16,7 +16,9 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter, Sp
 from hypertool.instrumentation._config import OtlpSettings, Settings
 from hypertool.instrumentation._fork import reset_in_child
 from hypertool.instrumentation._log import logger, warn_once
+from hypertool.instrumentation.export.langfuse import LangfuseSpanExporter
 from hypertool.instrumentation.export.otlp_http import OtlpHttpExporter
+from hypertool.instrumentation.export.pipeline import __version__ as PIPELINE_VERSION
 
 if TYPE_CHECKING:
     import requests
@@ -26,6 +28,17 @@ LANGFUSE_TRACES_PATH = "/api/public/otel/v1/traces"
 # Ingestion version 4 is what langfuse 5.x sends: user.id etc. are columns of every observation.
 LANGFUSE_INGESTION_VERSION = "4"
 SDK_NAME = "hypertool-instrumentation"
+"""Our name in Langfuse (``x-langfuse-sdk-name``; the events' ``ingestion_sdk_name``)."""
+
+
+def sdk_version() -> str:
+    """Our installed version (``x-langfuse-sdk-version``, the Langfuse scope's version)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(SDK_NAME)
+    except PackageNotFoundError:  # run from a source tree without installing
+        return PIPELINE_VERSION
 
 
 def basic_auth(public_key: str, secret_key: str) -> str:
@@ -39,6 +52,7 @@ def langfuse_headers(public_key: str, secret_key: str) -> dict[str, str]:
     return {
         "Authorization": basic_auth(public_key, secret_key),
         "x-langfuse-sdk-name": SDK_NAME,
+        "x-langfuse-sdk-version": sdk_version(),
         "x-langfuse-public-key": public_key,
         "x-langfuse-ingestion-version": LANGFUSE_INGESTION_VERSION,
     }
@@ -121,7 +135,8 @@ class PerProcessExporter(SpanExporter):
 
 def langfuse_exporter(settings: Settings) -> SpanExporter:
     """An OTLP/HTTP exporter speaking Langfuse's ingestion contract (gzip protobuf, basic auth),
-    built anew in each forked child.
+    sending each span as Langfuse should read it (:mod:`~.langfuse`); built anew in each
+    forked child.
     """
     return PerProcessExporter(lambda: _langfuse_exporter(settings))
 
@@ -132,13 +147,14 @@ def _langfuse_exporter(settings: Settings) -> SpanExporter:
     assert settings.public_key and settings.secret_key
     session = requests.Session()
     session.hooks["response"].append(_RejectionReporter(settings.host))
-    return OtlpHttpExporter(
+    otlp = OtlpHttpExporter(
         f"{settings.host}{LANGFUSE_TRACES_PATH}",
         headers=langfuse_headers(settings.public_key, settings.secret_key),
         timeout=settings.export_timeout,
         compression="gzip",
         session=session,
     )
+    return LangfuseSpanExporter(otlp, sdk_version())
 
 
 def otlp_exporter(otlp: OtlpSettings, timeout: float) -> SpanExporter:

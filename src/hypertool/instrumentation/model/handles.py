@@ -50,6 +50,24 @@ class Tracing(Protocol):
         """End ``span``."""
 
 
+def stage_trace_id(trace_id: str, span_id: str) -> str:
+    """The Langfuse trace id of a stage: a span started with its own persona is a Langfuse
+    trace of its own (Langfuse keeps one user per trace), while the OpenTelemetry trace stays
+    the workflow's.
+
+    The id is the workflow's first 16 hex digits followed by the stage's span id, so either
+    can be found from it (:func:`split_stage_trace_id`).
+    """
+    return f"{trace_id[:16]}{span_id}"
+
+
+def split_stage_trace_id(langfuse_trace_id: str) -> tuple[str, str]:
+    """The workflow trace's first 16 hex digits and the stage's span id of a stage's Langfuse
+    trace id (see :func:`stage_trace_id`).
+    """
+    return langfuse_trace_id[:16], langfuse_trace_id[16:]
+
+
 def current() -> tuple[TraceContext, SpanContext | None] | None:
     """The trace (and span) entered with ``with`` in this thread or task, if any."""
     return _current.get()
@@ -91,6 +109,8 @@ class TraceContext:
         metadata: Metadata given at start.
         url: Where the trace is in the Langfuse UI (None when Langfuse is not configured).
         status: ``running`` until ended, then ``success`` or ``error``.
+        trace_attributes: Langfuse's trace-level attributes (user, name, tags, session,
+            metadata), repeated on every span of the trace as langfuse's SDK does.
 
     """
 
@@ -144,7 +164,13 @@ class SpanContext:
         persona: Persona of the work in this span (the trace's unless one was given).
         metadata: Metadata given at start.
         persona_given: True when the span was started with a persona of its own: calls
-            inside it are then that persona's (see :mod:`~hypertool.instrumentation.capture`).
+            inside it are then that persona's (see :mod:`~hypertool.instrumentation.capture`),
+            and in Langfuse it is a trace of its own with that persona as the user.
+        langfuse_trace_id: The Langfuse trace the span is in: the trace's id, or for a span
+            with a persona of its own (and the spans and calls inside it), its own
+            (:func:`stage_trace_id`).
+        url: Where that Langfuse trace is in the Langfuse UI (None when not configured).
+        trace_attributes: Langfuse's trace-level attributes of that Langfuse trace.
 
     """
 
@@ -156,6 +182,9 @@ class SpanContext:
     span: trace_api.Span = field(repr=False)
     ended: bool = False
     persona_given: bool = False
+    langfuse_trace_id: str = ""
+    url: str | None = None
+    trace_attributes: dict[str, Any] = field(repr=False, default_factory=dict)
     _token: Token[tuple[TraceContext, SpanContext | None] | None] | None = field(
         default=None, repr=False
     )

@@ -38,9 +38,26 @@ class Usage:
         """Input plus output tokens."""
         return self.input + self.output
 
+    @property
+    def is_empty(self) -> bool:
+        """True when no token was counted at all (a call that failed before any answer)."""
+        return not (self.input or self.output or self.details)
+
     def as_langfuse(self) -> dict[str, int]:
-        """Usage in Langfuse's ``usage_details`` form."""
-        result = {"input": self.input, "output": self.output, "total": self.total}
+        """Usage in Langfuse's ``usage_details`` convention: buckets that do not overlap.
+
+        Langfuse sums every key containing ``input`` as input tokens and every key containing
+        ``output`` as output (``repositories/traces.ts``, ``getUserMetrics``), so ``input`` and
+        ``output`` exclude the cache and reasoning buckets sent beside them; ``total`` is all
+        tokens, as the provider counted them. ``Usage.input``/``output`` stay inclusive.
+        """
+        cached = sum(count for key, count in self.details if key.startswith("input"))
+        reasoning = sum(count for key, count in self.details if key.startswith("output"))
+        result = {
+            "input": max(self.input - cached, 0),
+            "output": max(self.output - reasoning, 0),
+            "total": self.total,
+        }
         result.update(self.details)
         return result
 
@@ -116,8 +133,28 @@ def usage_from_mapping(usage: Any) -> Usage | None:
     inp = _int(_get(usage, "input"))
     out = _int(_get(usage, "output"))
     if inp is not None or out is not None:
-        return Usage(inp or 0, out or 0, False)
+        return _from_langfuse_form(usage, inp or 0, out or 0)
     return None
+
+
+def _from_langfuse_form(usage: Any, inp: int, out: int) -> Usage:
+    """Langfuse's form: ``input``/``output`` exclude the ``input_*``/``output_*`` buckets beside
+    them (cached, reasoning…), which are added back so :class:`Usage` stays inclusive.
+    """
+    if not isinstance(usage, Mapping):
+        return Usage(inp, out, False)
+    details: list[tuple[str, int]] = []
+    for key, raw in usage.items():
+        if not isinstance(key, str) or not key.startswith(("input_", "output_")):
+            continue
+        value = _int(raw)
+        if value:
+            details.append((key, value))
+            if key.startswith("input_"):
+                inp += value
+            else:
+                out += value
+    return Usage(inp, out, False, tuple(details))
 
 
 def completion_text(result: Any) -> str | None:

@@ -27,7 +27,7 @@ from hypertool.instrumentation.model.records import (
     GenerationRecord,
 )
 from hypertool.instrumentation.model.usage import text_of
-from hypertool.instrumentation.pricing import PriceTable
+from hypertool.instrumentation.pricing import Cost, PriceTable
 from hypertool.instrumentation.recording.spans import (
     FinishedSpans,
     error_marks,
@@ -67,6 +67,7 @@ class GenerationRecorder:
         finished: Emits generation spans as finished spans straight to the sinks (our own
             pipeline); None to make them with ``tracer`` (the application's provider, whose
             processors must see them too).
+        common: Attributes every span carries (``langfuse.environment``, ``langfuse.release``).
 
     """
 
@@ -77,12 +78,14 @@ class GenerationRecorder:
         budgets: BudgetLedger,
         clean: Callable[[str], str],
         finished: FinishedSpans | None = None,
+        common: Mapping[str, Any] | None = None,
     ) -> None:
         self.tracer = tracer
         self.finished = finished
         self.prices = prices
         self.budgets = budgets
         self.clean = clean
+        self.common = dict(common or {})
         self.listeners: list[GenerationListener] = []
 
     def record(self, generation: GenerationInput) -> GenerationContext:
@@ -109,7 +112,7 @@ class GenerationRecorder:
                 if trace is None
                 else (context.parent.span if context.parent is not None else trace.span)
             )
-            attributes = self._attributes(g, cost.as_langfuse() if cost else None)
+            attributes = self._attributes(g, cost)
             status = "error" if message else "success"
             if self.finished is not None:
                 parent_context = None if parent is None else parent.get_span_context()
@@ -169,14 +172,23 @@ class GenerationRecorder:
             cost_usd=cost_usd,
         )
 
-    def _attributes(self, g: GenerationInput, cost: Mapping[str, float] | None) -> dict[str, Any]:
+    def _attributes(self, g: GenerationInput, cost: Cost | None) -> dict[str, Any]:
         context = g.context
         trace = context.trace
         usage = g.usage
         clean = self.clean
+        if context.parent is not None:
+            trace_attrs = context.parent.trace_attributes
+        elif trace is not None:
+            trace_attrs = trace.trace_attributes
+        else:  # a trace of its own
+            trace_attrs = {attr.TRACE_NAME: g.name, attr.USER_ID: context.persona, **self.common}
+            if context.chatmode:
+                trace_attrs[attr.TRACE_TAGS] = [context.chatmode]
         span_attrs: dict[str, Any] = {
-            **(trace.trace_attributes if trace is not None else {attr.TRACE_NAME: g.name}),
-            attr.USER_ID: context.persona,
+            # The Langfuse trace's user: the persona owning the trace (or the stage) the call is
+            # in, so every Langfuse trace has one user; the caller's own persona is PERSONA.
+            **trace_attrs,
             attr.PERSONA: context.persona,
             attr.CHATMODE: context.chatmode,
             attr.OBSERVATION_TYPE: attr.TYPE_GENERATION,
@@ -184,17 +196,25 @@ class GenerationRecorder:
             attr.GEN_AI_OPERATION: "chat",
             attr.GEN_AI_REQUEST_MODEL: g.model,
             attr.INPUT: clean(g.prompt),
-            attr.OUTPUT: clean(g.completion),
-            attr.USAGE_DETAILS: json.dumps(usage.as_langfuse()),
-            attr.GEN_AI_INPUT_TOKENS: usage.input,
-            attr.GEN_AI_OUTPUT_TOKENS: usage.output,
-            attr.USAGE_ESTIMATED: usage.estimated,
             attr.COST_KNOWN: cost is not None,
         }
-        if cost is not None:
-            span_attrs[attr.COST_DETAILS] = json.dumps(cost)
-        if trace is None and context.chatmode:
-            span_attrs[attr.TRACE_TAGS] = [context.chatmode]
+        failed = g.error is not None
+        if g.completion or not failed:  # a failed call has no output (as langfuse's SDK sends)
+            span_attrs[attr.OUTPUT] = clean(g.completion)
+        if usage.estimated or (failed and usage.is_empty):
+            # Not the provider's count: kept for the local store only. Langfuse, given no
+            # usage or cost, counts and prices the call itself, as for langfuse's own SDK.
+            span_attrs[attr.USAGE_INPUT] = usage.input
+            span_attrs[attr.USAGE_OUTPUT] = usage.output
+            if cost is not None:
+                span_attrs[attr.COST_USD] = cost.total
+        else:
+            span_attrs[attr.USAGE_DETAILS] = json.dumps(usage.as_langfuse())
+            span_attrs[attr.GEN_AI_INPUT_TOKENS] = usage.input
+            span_attrs[attr.GEN_AI_OUTPUT_TOKENS] = usage.output
+            if cost is not None:
+                span_attrs[attr.COST_DETAILS] = json.dumps(cost.as_langfuse())
+        span_attrs[attr.USAGE_ESTIMATED] = usage.estimated
         if context.workflow:
             span_attrs[attr.WORKFLOW] = context.workflow
         if context.stage:

@@ -4,6 +4,8 @@ OpenTelemetry spans.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import random
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -14,7 +16,12 @@ from opentelemetry.trace import Tracer
 
 from hypertool.instrumentation import semconv as attr
 from hypertool.instrumentation._log import logger
-from hypertool.instrumentation.model.handles import SpanContext, TraceContext, Tracing
+from hypertool.instrumentation.model.handles import (
+    SpanContext,
+    TraceContext,
+    Tracing,
+    stage_trace_id,
+)
 from hypertool.instrumentation.model.usage import text_of
 from hypertool.instrumentation.personas import canonical_name
 from hypertool.instrumentation.recording.spans import finish, metadata_attributes
@@ -24,11 +31,18 @@ class TraceRecorder:
     """Starts and ends traces and spans; without a tracer it hands out handles that record
     nothing (the "not configured" path: same methods, no work).
 
+    In Langfuse a trace has one user, so a span started with a persona of its own (a
+    workflow stage) is a Langfuse trace of its own, owned by that persona, holding the spans
+    and generations inside it; every Langfuse trace of one OpenTelemetry trace shares a
+    session. The OpenTelemetry trace (the store, OTLP collectors) stays one tree: only the
+    Langfuse sink re-keys the stage's spans (``hypertool.langfuse.trace_id``).
+
     Args:
         tracer: Makes the spans; None when no sink is on.
         clean: Masks and caps every text before it is put on a span.
         owner: What the handles link back to (their ``with`` blocks end through it).
         trace_url: The Langfuse URL of a trace id, or None.
+        common: Attributes every span carries (``langfuse.environment``, ``langfuse.release``).
 
     """
 
@@ -38,11 +52,13 @@ class TraceRecorder:
         clean: Callable[[str], str],
         owner: Tracing,
         trace_url: Callable[[str], str | None],
+        common: Mapping[str, Any] | None = None,
     ) -> None:
         self.tracer = tracer
         self.clean = clean
         self.owner = owner
         self.trace_url = trace_url
+        self.common = dict(common or {})
 
     def start_trace(
         self,
@@ -52,29 +68,43 @@ class TraceRecorder:
         metadata: Mapping[str, Any] | None,
         session_id: str | None,
         tags: list[str] | None,
+        workflow: str | None = None,
     ) -> TraceContext:
-        """A new trace whose root span is started now."""
+        """A new trace whose root span is started now.
+
+        A ``workflow`` trace's stages become Langfuse traces of their own, so its Langfuse
+        traces are grouped in a session from the start: ``session_id``, else the trace's id.
+        """
         persona = canonical_name(persona)
         meta = dict(metadata or {})
         if self.tracer is None:
             return self.dead_trace(name, persona, chatmode, meta)
-        trace_attrs: dict[str, Any] = {attr.TRACE_NAME: name}
+        trace_attrs: dict[str, Any] = {attr.TRACE_NAME: name, attr.USER_ID: persona, **self.common}
         all_tags = [chatmode, *(tags or [])] if chatmode else list(tags or [])
         if all_tags:
             trace_attrs[attr.TRACE_TAGS] = all_tags
         if session_id:
             trace_attrs[attr.SESSION_ID] = session_id
+        trace_metadata = metadata_attributes(
+            attr.TRACE_METADATA, {"chatmode": chatmode, **meta}, self.clean
+        )
         root_attrs = {
             **trace_attrs,
-            attr.USER_ID: persona,
             attr.PERSONA: persona,
             attr.CHATMODE: chatmode,
             attr.OBSERVATION_TYPE: attr.TYPE_SPAN,
-            **metadata_attributes(attr.TRACE_METADATA, {"chatmode": chatmode, **meta}, self.clean),
+            **trace_metadata,
         }
+        if workflow:
+            root_attrs[attr.WORKFLOW] = workflow
         # An empty context: a trace's root must not adopt the application's current span.
         span = self.tracer.start_span(name, context=Context(), attributes=root_attrs)
         trace_id = format(span.get_span_context().trace_id, "032x")
+        if workflow and not session_id:
+            trace_attrs[attr.SESSION_ID] = trace_id
+            span.set_attribute(attr.SESSION_ID, trace_id)
+        # The other spans repeat the trace's metadata (as langfuse's SDK does), in one attribute.
+        trace_attrs[attr.TRACE_METADATA] = _metadata_json(trace_metadata)
         return TraceContext(
             trace_id=trace_id,
             name=name,
@@ -86,6 +116,31 @@ class TraceRecorder:
             integration=self.owner,
             trace_attributes=trace_attrs,
         )
+
+    def _stage_trace(
+        self, trace: TraceContext, name: str, persona: str, span_id: str
+    ) -> tuple[str, dict[str, Any]]:
+        """The Langfuse trace id and trace-level attributes of a stage (a span with a persona
+        of its own) in ``trace``.
+        """
+        lf_trace_id = stage_trace_id(trace.trace_id, span_id)
+        root = trace.trace_attributes
+        if attr.SESSION_ID not in root:
+            # The trace now spans several Langfuse traces: one session groups them. A new dict
+            # (the recorder thread may be reading the old one); spans started before keep it.
+            root = trace.trace_attributes = {**root, attr.SESSION_ID: trace.trace_id}
+            if trace.span.is_recording():
+                trace.span.set_attribute(attr.SESSION_ID, trace.trace_id)
+        metadata = json.loads(root.get(attr.TRACE_METADATA) or "{}")
+        metadata["workflow_trace_id"] = trace.trace_id
+        stage_attrs = {
+            **root,
+            attr.TRACE_NAME: f"{trace.name}/{name}",
+            attr.USER_ID: persona,
+            attr.TRACE_METADATA: json.dumps(metadata, ensure_ascii=False),
+            attr.LANGFUSE_TRACE_ID: lf_trace_id,
+        }
+        return lf_trace_id, stage_attrs
 
     def dead_trace(
         self, name: str, persona: str, chatmode: str, metadata: Mapping[str, Any] | None
@@ -129,10 +184,16 @@ class TraceRecorder:
         parent: SpanContext | None,
         attributes: Mapping[str, Any] | None,
     ) -> SpanContext:
-        """A span under ``parent`` (or the trace's root), registered as open in the trace."""
+        """A span under ``parent`` (or the trace's root), registered as open in the trace.
+
+        With ``persona`` the span is a stage: in Langfuse, a trace of its own owned by that
+        persona; without, it is in its parent's Langfuse trace.
+        """
         resolved = canonical_name(persona) if persona else trace.persona
         meta = dict(metadata or {})
         try:
+            lf_trace_id = parent.langfuse_trace_id if parent is not None else trace.trace_id
+            lf_attrs = parent.trace_attributes if parent is not None else trace.trace_attributes
             if self.tracer is None or trace.span is trace_api.INVALID_SPAN:
                 span: trace_api.Span = trace_api.INVALID_SPAN
             else:
@@ -141,8 +202,6 @@ class TraceRecorder:
                     name,
                     context=trace_api.set_span_in_context(parent_span),
                     attributes={
-                        **trace.trace_attributes,
-                        attr.USER_ID: resolved,
                         attr.PERSONA: resolved,
                         attr.CHATMODE: trace.chatmode,
                         attr.OBSERVATION_TYPE: attr.TYPE_SPAN,
@@ -150,6 +209,10 @@ class TraceRecorder:
                         **(attributes or {}),
                     },
                 )
+                span_id = format(span.get_span_context().span_id, "016x")
+                if persona:
+                    lf_trace_id, lf_attrs = self._stage_trace(trace, name, resolved, span_id)
+                span.set_attributes(lf_attrs)
             context = SpanContext(
                 span_id=format(span.get_span_context().span_id, "016x"),
                 trace=trace,
@@ -158,6 +221,9 @@ class TraceRecorder:
                 metadata=meta,
                 span=span,
                 persona_given=bool(persona),
+                langfuse_trace_id=lf_trace_id,
+                url=self.trace_url(lf_trace_id),
+                trace_attributes=lf_attrs,
             )
             with trace._lock:
                 trace._open_spans.append(context)
@@ -172,6 +238,8 @@ class TraceRecorder:
                 meta,
                 trace_api.INVALID_SPAN,
                 persona_given=bool(persona),
+                langfuse_trace_id=trace.trace_id,
+                trace_attributes=trace.trace_attributes,
             )
 
     def end_span(self, span: SpanContext, status: str, error: BaseException | str | None) -> None:
@@ -183,3 +251,20 @@ class TraceRecorder:
             if span in span.trace._open_spans:
                 span.trace._open_spans.remove(span)
         finish(span.span, status, error, self.clean, default="span ended with status=error")
+
+
+def _metadata_json(metadata_attrs: Mapping[str, Any]) -> str:
+    """``langfuse.trace.metadata.<key>`` attributes as the one JSON object Langfuse also reads
+    from ``langfuse.trace.metadata``.
+    """
+    prefix = f"{attr.TRACE_METADATA}."
+    metadata: dict[str, Any] = {}
+    for key, value in metadata_attrs.items():
+        if key.startswith(prefix):
+            metadata[key[len(prefix) :]] = value
+        elif key == attr.TRACE_METADATA and isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                folded = json.loads(value)
+                if isinstance(folded, dict):
+                    metadata.update(folded)
+    return json.dumps(metadata, ensure_ascii=False)

@@ -79,6 +79,8 @@ class Filters:
         status: ``success`` or ``error``, of the generation or of the trace.
         since_ns: Started at or after this time (epoch nanoseconds).
         until_ns: Started before this time.
+        environment: Recorded with this Langfuse tracing environment (kept per trace).
+        release: Recorded with this release (kept per trace).
 
     """
 
@@ -89,6 +91,8 @@ class Filters:
     status: Status | None = None
     since_ns: int | None = None
     until_ns: int | None = None
+    environment: str | None = None
+    release: str | None = None
 
     def __post_init__(self) -> None:
         if self.status is not None and self.status not in STATUSES:
@@ -126,6 +130,14 @@ class Filters:
         if self.workflow is not None:
             conditions.append(f"{WORKFLOW_OF_GENERATION.format(o=alias)} = ?")
             params.append(self.workflow)
+        deployment, values = self._equal("d", ("environment", "release"))
+        if deployment:
+            # Kept per trace: the small traces table is searched, never the wide rows.
+            where = " AND ".join(deployment)
+            conditions.append(
+                f"{alias}.trace_id IN (SELECT d.trace_id FROM traces d WHERE {where})"
+            )
+            params += values
         return " AND ".join(conditions), params
 
     def on_traces(self, alias: str = "t") -> tuple[str, list[Any]]:
@@ -139,7 +151,7 @@ class Filters:
             )
             params += [self.persona, self.persona]
         for more, values in (
-            self._equal(alias, ("chatmode", "workflow", "status")),
+            self._equal(alias, ("chatmode", "workflow", "status", "environment", "release")),
             self._time(alias),
         ):
             conditions += more

@@ -188,7 +188,7 @@ def traces(
         SELECT p.trace_id, p.name, p.persona, p.chatmode, p.workflow, p.start_ns, p.end_ns,
                p.status, p.error, count(o.span_id), coalesce(sum(o.total_tokens), 0),
                sum(o.cost_usd), coalesce(sum(o.cost_usd IS NULL AND o.span_id IS NOT NULL), 0),
-               coalesce(sum(o.status = 'error'), 0), p.root_seen
+               coalesce(sum(o.status = 'error'), 0), p.root_seen, p.environment, p.release
         FROM page p
         LEFT JOIN observations o ON o.trace_id = p.trace_id AND o.type = 'generation'
         GROUP BY p.trace_id ORDER BY {outer}
@@ -214,6 +214,8 @@ def traces(
             "cost_unknown": row[12],
             "failed_generations": row[13],
             "running": not row[14],
+            "environment": row[15],
+            "release": row[16],
         }
         for row in rows
     ]
@@ -303,14 +305,51 @@ def resolve_trace_id(connection: sqlite3.Connection, trace_id: str) -> str | Non
     return found[0] if found else None
 
 
+def _stage(connection: sqlite3.Connection, langfuse_trace_id: str) -> tuple[str, str] | None:
+    """The trace id and span id of the stage whose Langfuse trace id this is, if any.
+
+    A stage (a span with a persona of its own) is a Langfuse trace of its own; its id is the
+    workflow trace's first 16 hex digits and the stage's span id (``stage_trace_id``).
+    """
+    from hypertool.instrumentation.model.handles import split_stage_trace_id
+
+    prefix, span_id = split_stage_trace_id(langfuse_trace_id)
+    row = connection.execute(
+        "SELECT trace_id FROM observations WHERE span_id = ?", (span_id,)
+    ).fetchone()
+    if row is None or not row[0].startswith(prefix):
+        return None
+    return row[0], span_id
+
+
+def _subtree(root: dict[str, Any]) -> list[dict[str, Any]]:
+    """``root`` and every node under it, parents first."""
+    found, pending = [], [root]
+    while pending:
+        node = pending.pop()
+        found.append(node)
+        pending.extend(reversed(node["children"]))
+    return found
+
+
 def trace(connection: sqlite3.Connection, trace_id: str) -> dict[str, Any] | None:
-    """One trace as a tree: its observations nested under their parents in ``children``."""
+    """One trace as a tree: its observations nested under their parents in ``children``.
+
+    ``trace_id`` may also be the Langfuse trace id of a stage (what Langfuse shows for a span
+    with a persona of its own): the stage is then shown, with the spans and generations inside
+    it, and ``langfuse_trace_id`` says which one it is.
+    """
     full_id = resolve_trace_id(connection, trace_id)
+    stage = None
+    if full_id is None and len(trace_id.strip()) == 32:
+        stage = _stage(connection, trace_id.strip().lower())
+        if stage is not None:
+            full_id = stage[0]
     if full_id is None:
         return None
     head = connection.execute(
-        "SELECT trace_id, name, persona, chatmode, workflow, start_ns, end_ns, status, error "
-        "FROM traces WHERE trace_id = ?",
+        "SELECT trace_id, name, persona, chatmode, workflow, start_ns, end_ns, status, error, "
+        "environment, release FROM traces WHERE trace_id = ?",
         (full_id,),
     ).fetchone()
     nodes = [
@@ -328,14 +367,26 @@ def trace(connection: sqlite3.Connection, trace_id: str) -> dict[str, Any] | Non
     for node in nodes:
         parent = by_id.get(node["parent_id"])
         (parent["children"] if parent is not None else top).append(node)
+    langfuse_trace_id = head[0]
+    if stage is not None:
+        root = by_id[stage[1]]
+        top, nodes = [root], _subtree(root)
+        langfuse_trace_id = trace_id.strip().lower()
+        head = (
+            head[0], root["name"], root["persona"], root["chatmode"], root["workflow"],
+            root["start_ns"], root["end_ns"], root["status"], root["error"], head[9], head[10],
+        )  # fmt: skip
     generations = [node for node in nodes if node["type"] == "generation"]
     known = [node["cost_usd"] for node in generations if node["cost_usd"] is not None]
     return {
         "trace_id": head[0],
+        "langfuse_trace_id": langfuse_trace_id,
         "name": head[1],
         "persona": head[2],
         "chatmode": head[3],
         "workflow": head[4],
+        "environment": head[9],
+        "release": head[10],
         "start": iso(head[5]),
         "start_ns": head[5],
         "end_ns": head[6],

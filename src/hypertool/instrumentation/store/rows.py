@@ -86,16 +86,20 @@ INSERT_OBSERVATION = MultiRow(
     f"({', '.join('?' * len(OBSERVATION_COLUMNS))})",
 )
 
-_TRACE_COLUMNS = "trace_id, name, persona, chatmode, workflow, start_ns, end_ns, status, error"
+_TRACE_COLUMNS = (
+    "trace_id, name, persona, chatmode, workflow, start_ns, end_ns, status, error, "
+    "environment, release"
+)
 
 UPSERT_ROOT = MultiRow(
     f"INSERT INTO traces ({_TRACE_COLUMNS}, root_seen) VALUES",
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
     """
     ON CONFLICT (trace_id) DO UPDATE SET
         name = excluded.name, persona = excluded.persona, chatmode = excluded.chatmode,
         workflow = excluded.workflow, start_ns = excluded.start_ns, end_ns = excluded.end_ns,
-        status = excluded.status, error = excluded.error, root_seen = 1
+        status = excluded.status, error = excluded.error, environment = excluded.environment,
+        release = excluded.release, root_seen = 1
     """,
 )
 
@@ -103,7 +107,7 @@ UPSERT_ROOT = MultiRow(
 # spanning its observations; the root replaces all of this when it comes.
 UPSERT_PLACEHOLDER = MultiRow(
     f"INSERT INTO traces ({_TRACE_COLUMNS}, root_seen) VALUES",
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
     """
     ON CONFLICT (trace_id) DO UPDATE SET
         name = coalesce(name, excluded.name), persona = coalesce(persona, excluded.persona),
@@ -111,7 +115,9 @@ UPSERT_PLACEHOLDER = MultiRow(
         workflow = coalesce(workflow, excluded.workflow),
         start_ns = min(start_ns, excluded.start_ns), end_ns = max(end_ns, excluded.end_ns),
         status = CASE WHEN excluded.status = 'error' THEN 'error' ELSE status END,
-        error = coalesce(error, excluded.error)
+        error = coalesce(error, excluded.error),
+        environment = coalesce(environment, excluded.environment),
+        release = coalesce(release, excluded.release)
     WHERE root_seen = 0
     """,
 )
@@ -153,17 +159,27 @@ def _int(value: Any) -> int | None:
 def _usage(
     attributes: dict[str, Any],
 ) -> tuple[int | None, int | None, int | None]:
-    tokens_in = _int(attributes.pop(attr.GEN_AI_INPUT_TOKENS, None))
-    tokens_out = _int(attributes.pop(attr.GEN_AI_OUTPUT_TOKENS, None))
+    """Input, output and total tokens: input and output inclusive (cached input and reasoning
+    included, as the provider's prompt and completion counts), total their sum.
+    """
+    pop = attributes.pop
+    tokens_in = _int(pop(attr.GEN_AI_INPUT_TOKENS, None))
+    tokens_out = _int(pop(attr.GEN_AI_OUTPUT_TOKENS, None))
+    local_in = _int(pop(attr.USAGE_INPUT, None))
+    local_out = _int(pop(attr.USAGE_OUTPUT, None))
     if tokens_in is not None and tokens_out is not None:
         # Our spans carry both forms; the GenAI integers spare parsing the JSON.
         return tokens_in, tokens_out, tokens_in + tokens_out
+    if local_in is not None and local_out is not None:  # an estimate, not sent as usage
+        return local_in, local_out, local_in + local_out
     details = _json_object(attributes.get(attr.USAGE_DETAILS))
-    if tokens_in is None:
-        tokens_in = _int(details.get("input"))
-    if tokens_out is None:
-        tokens_out = _int(details.get("output"))
-    total = _int(details.get("total"))
+    # Langfuse's convention: input/output exclude the input_*/output_* buckets beside them.
+    counts = {key: n for key, value in details.items() if (n := _int(value)) is not None}
+    if tokens_in is None and "input" in counts:
+        tokens_in = sum(n for key, n in counts.items() if key.startswith("input"))
+    if tokens_out is None and "output" in counts:
+        tokens_out = sum(n for key, n in counts.items() if key.startswith("output"))
+    total = counts.get("total")
     if total is None and (tokens_in is not None or tokens_out is not None):
         total = (tokens_in or 0) + (tokens_out or 0)
     return tokens_in, tokens_out, total
@@ -177,6 +193,12 @@ def _cost(text: Any) -> float | None:
         return float(total)
     parts = [v for v in details.values() if isinstance(v, int | float) and not isinstance(v, bool)]
     return float(sum(parts)) if parts else None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def _moment_ns(value: Any) -> int | None:
@@ -246,9 +268,14 @@ def span_rows(span: ReadableSpan, max_field_chars: int) -> tuple[Row, Row, bool]
     text_out = cap(_text(pop(attr.OUTPUT, None)), max_field_chars)
     estimated = pop(attr.USAGE_ESTIMATED, None)
     known = pop(attr.COST_KNOWN, None)
+    local_cost = pop(attr.COST_USD, None)
     level = pop(attr.LEVEL, None)
     message = _text(pop(attr.STATUS_MESSAGE, None))
+    environment = _text(pop(attr.ENVIRONMENT, None))
+    release = _text(pop(attr.RELEASE, None))
     pop(attr.TRACE_STATUS, None)
+    if parent_id is not None:
+        pop(attr.TRACE_METADATA, None)  # the trace's metadata, repeated: the root keeps it
     start_ns = int(span.start_time or 0)
     end_ns = int(span.end_time or start_ns)
     status = span.status
@@ -261,6 +288,8 @@ def span_rows(span: ReadableSpan, max_field_chars: int) -> tuple[Row, Row, bool]
         tokens_in, tokens_out, total = _usage(attributes)
         if known is not False and attr.COST_DETAILS in attributes:
             cost = _cost(attributes[attr.COST_DETAILS])
+        elif known is not False:
+            cost = _number(local_cost)
         if attr.COMPLETION_START_TIME in attributes:  # kept in the metadata too, as sent
             first_token = _moment_ns(attributes[attr.COMPLETION_START_TIME])
     observation = (
@@ -298,5 +327,7 @@ def span_rows(span: ReadableSpan, max_field_chars: int) -> tuple[Row, Row, bool]
         end_ns,
         "error" if failed else "success",
         error,
+        environment,
+        release,
     )
     return observation, trace, parent_id is None

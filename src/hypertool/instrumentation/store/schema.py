@@ -110,6 +110,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX observations_persona_trace ON observations (persona, trace_id)",
     ),
+    # 4: Langfuse's tracing environment and release of each trace (`--environment`,
+    # `--release`). Kept per trace: every span of a trace comes from one integration, and
+    # reports filter generations through the small traces table, not the wide rows.
+    (
+        "ALTER TABLE traces ADD COLUMN environment TEXT",
+        "ALTER TABLE traces ADD COLUMN release TEXT",
+        "CREATE INDEX traces_environment ON traces (environment, release, trace_id)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

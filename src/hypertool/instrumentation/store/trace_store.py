@@ -289,6 +289,7 @@ class TraceStore:
         Each row: ``group``, ``traces``, ``generations``, ``input_tokens``, ``output_tokens``,
         ``total_tokens``, ``cost_usd`` (sum of known costs; None when none is known),
         ``cost_unknown`` (generations without a known cost), ``errors``, ``p50_ms``, ``p95_ms``.
+        Input and output tokens include cached input and reasoning tokens.
         """
         chosen = _canonical_filters((filters or Filters()).with_defaults(since_ns=since_ns))
         return self._run(lambda c: queries.report(c, by, chosen))
@@ -323,7 +324,8 @@ class TraceStore:
     def trace(self, trace_id: str) -> dict[str, Any] | None:
         """One trace as a tree (``children`` nested), or None when unknown.
 
-        ``trace_id`` may be a prefix of at least 8 hex digits.
+        ``trace_id`` may be a prefix of at least 8 hex digits, or the Langfuse trace id of a
+        workflow stage (the stage is shown).
 
         Raises:
             ValueError: ``trace_id`` is not hexadecimal or shorter than 8 digits.
