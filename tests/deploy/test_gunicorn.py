@@ -26,6 +26,7 @@ MAX_ROUNDS = 10
 START_TIMEOUT_S = 30
 TOKENS_PER_CALL = 7
 BUDGET = 5000  # backend-engineer's tokenBudget
+METRICS_SETTLE_S = 10.0
 
 
 class Gunicorn:
@@ -100,7 +101,19 @@ def test_gunicorn_workers_deliver_and_aggregate_metrics(
                     break
         per_worker = collections.Counter(served.values())
         assert len(per_worker) == WORKERS, per_worker  # both workers served calls
-        families = {f.name: f for f in text_string_to_metric_families(get(f"{base}/metrics"))}
+        # Metrics are fed by each worker's recorder thread, a moment after the call returned:
+        # read them once every call is counted (bounded; the assertions below say what was not).
+        deadline = time.monotonic() + METRICS_SETTLE_S
+        while True:
+            families = {f.name: f for f in text_string_to_metric_families(get(f"{base}/metrics"))}
+            counted = sum(
+                s.value
+                for s in families["hypertool_llm_requests"].samples
+                if s.name == "hypertool_llm_requests_total"
+            )
+            if counted >= len(served) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
     finally:
         code = server.stop()
     log = "".join(server.log)
