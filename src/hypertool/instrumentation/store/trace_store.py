@@ -145,11 +145,17 @@ class TraceStore:
             return connect_read_only(self.path, busy_timeout_ms=self._busy_timeout_ms)
         return connect(self.path, create=self._create, busy_timeout_ms=self._busy_timeout_ms)
 
-    # A fork waits for the operation in progress (a write: milliseconds; at most the busy
-    # timeout), so the child inherits an idle connection, which SQLite allows it to close. The
-    # child opens its own on first use.
+    # No SQLite connection crosses a fork: SQLite keeps per-process lock state for each open
+    # file (shared by every connection to it), which a child would inherit and trust, so the
+    # parent waits for the operation in progress (a write: milliseconds; at most the busy
+    # timeout) and closes its connection before forking. Both processes open a connection of
+    # their own on next use.
     def _before_fork(self) -> bool:
         self._held_at_fork = self._lock.acquire(timeout=self._busy_timeout_s * 2 + 1)
+        if self._held_at_fork and self._connection is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._connection.close()
+            self._connection, self._reopen = None, True
         return self._held_at_fork
 
     def _after_fork_in_parent(self) -> None:
@@ -159,11 +165,8 @@ class TraceStore:
     def _after_fork(self) -> None:
         self._lock = threading.RLock()
         if self._connection is not None:
-            if self._held_at_fork:
-                with contextlib.suppress(sqlite3.Error):
-                    self._connection.close()
-            else:  # cut in the middle of an operation: never touch it (keep its fd till exit)
-                keep_forever(self._connection)
+            # Cut in the middle of an operation (the wait gave up): never touch it.
+            keep_forever(self._connection)
             self._connection, self._reopen = None, True
         self._held_at_fork = False
 
