@@ -26,6 +26,8 @@ from hypertool.instrumentation.store.trace_store import TraceStore
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 DEFAULT_PERIOD = "month"
+# SQLite integers (and epoch nanoseconds in them) are 64-bit: a larger number cannot be asked.
+_MAX_INTEGER = 2**63 - 1
 
 if TYPE_CHECKING:
     from hypertool.instrumentation.budget import Period
@@ -42,26 +44,32 @@ def parse_since(text: str, now: datetime | None = None) -> int:
     epoch nanoseconds.
 
     Raises:
-        argparse.ArgumentTypeError: ``text`` is neither.
+        argparse.ArgumentTypeError: ``text`` is neither, or a moment the store cannot hold
+            (epoch nanoseconds in 64 bits: 1677-09-21 to 2262-04-11).
 
     """
     moment = (now or datetime.now()).astimezone()
     match = _RELATIVE.match(text)
-    if match:
-        amount, unit = float(match.group(1)), match.group(2).lower()
-        try:
+    try:
+        if match:
+            amount, unit = float(match.group(1)), match.group(2).lower()
             start = moment - timedelta(**{_UNITS[unit]: amount})
-        except OverflowError:
-            raise argparse.ArgumentTypeError(f"{text!r} reaches too far back") from None
-    else:
-        try:
-            start = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is not a duration (24h, 7d, 30m, 2w) or an ISO date (2025-01-31)"
-            ) from None
-        start = start.astimezone() if start.tzinfo is None else start
-    return int(start.timestamp() * 1e9)
+        else:
+            try:
+                start = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"{text!r} is not a duration (24h, 7d, 30m, 2w) or an ISO date (2025-01-31)"
+                ) from None
+            start = start.astimezone() if start.tzinfo is None else start
+        ns = int(start.timestamp() * 1e9)
+    except (OverflowError, ValueError, OSError):
+        ns = _MAX_INTEGER + 1  # out of range, said below
+    if not -_MAX_INTEGER <= ns <= _MAX_INTEGER:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is out of range (the store holds times from 1677-09-21 to 2262-04-11)"
+        )
+    return ns
 
 
 def _positive(text: str) -> int:
@@ -71,6 +79,8 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    if value > _MAX_INTEGER:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range (at most {_MAX_INTEGER})")
     return value
 
 
