@@ -24,7 +24,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from hypertool.instrumentation._config import Settings, load_settings, mask_secret
 from hypertool.instrumentation._log import enable_debug_logging, forget_warnings, logger, warn_once
 from hypertool.instrumentation.budget import BudgetLedger, History, Period, Policy
-from hypertool.instrumentation.export.drops import dropped_spans_counter
+from hypertool.instrumentation.export.drops import dropped_spans_counter, start_at_zero
 from hypertool.instrumentation.export.pipeline import Pipeline
 from hypertool.instrumentation.export.sinks import build_sinks
 from hypertool.instrumentation.masking import MaskFunction, chain
@@ -138,6 +138,7 @@ class LangfuseIntegration:
             if sinks
             else None
         )
+        start_at_zero(self.metrics_registry, sinks)
         tracer = self._pipeline.tracer if self._pipeline else None
         self.budgets = BudgetLedger(
             personas,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import weakref
 
+from collections.abc import Iterable
+
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 DROPPED_SPANS = "hypertool_export_dropped_spans_total"
@@ -28,4 +30,16 @@ def dropped_spans_counter(registry: CollectorRegistry | None = None) -> Counter:
                 registry=registry,
             )
             _counters[registry] = counter
+    return counter
+
+
+def start_at_zero(registry: CollectorRegistry | None, sinks: Iterable[str]) -> Counter:
+    """The counter, with a series at 0 for each of ``sinks``.
+
+    A series born with its first drop has no earlier sample, so ``rate()`` and ``increase()``
+    (the ``TraceExportDropping`` alert) would not see that drop: known sinks start at 0.
+    """
+    counter = dropped_spans_counter(registry)
+    for sink in sinks:
+        counter.labels(sink)
     return counter
