@@ -53,7 +53,7 @@ from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
 
 from hypertool.instrumentation import LangfuseIntegration, ObservableLLM  # noqa: E402
-from loopback import LoopbackOTLP  # noqa: E402  (needs the sys.path entry above)
+from support.loopback import LoopbackOTLP  # noqa: E402  (needs the sys.path entry above)
 
 PROMPT = "Design a REST API for user profiles"
 RESPONSE: dict[str, Any] = {

@@ -13,6 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -22,6 +23,20 @@ logger = logging.getLogger("hypertool.instrumentation")
 
 DropListener = Callable[[str, int], None]
 """Called with (sink name, number of spans) whenever spans are dropped."""
+
+
+@runtime_checkable
+class PartialExporter(Protocol):
+    """An exporter that may write part of a batch and says how much it could not write.
+
+    The local store's exporter is one: a span it cannot store costs that span, not its batch.
+    The processor calls :meth:`export_partial` instead of ``export`` and counts exactly the
+    spans left out as dropped (delivered + dropped = made, per sink).
+    """
+
+    def export_partial(self, spans: Sequence[ReadableSpan]) -> int:
+        """Export ``spans``; return how many were not delivered (0 to ``len(spans)``)."""
+
 
 _REPORT_INTERVAL_S = 60.0
 EXPORT_THREAD_PREFIX = "hypertool-export-"
@@ -63,6 +78,9 @@ class DeliveryProcessor(SpanProcessor):
     ) -> None:
         self.sink = sink
         self._exporter = exporter
+        self._export_partial = (
+            exporter.export_partial if isinstance(exporter, PartialExporter) else None
+        )
         self._max_queue_size = max_queue_size
         self._max_batch_size = max_batch_size
         self._schedule_delay = schedule_delay
@@ -268,15 +286,18 @@ class DeliveryProcessor(SpanProcessor):
             self._drop(len(batch))
             return
         try:
-            result = self._exporter.export(batch)
+            if self._export_partial is not None:
+                lost = min(max(int(self._export_partial(batch)), 0), len(batch))
+            else:
+                result = self._exporter.export(batch)
+                lost = 0 if result is SpanExportResult.SUCCESS else len(batch)
         except Exception:
             logger.debug("exporter for the %s sink raised", self.sink, exc_info=True)
-            result = SpanExportResult.FAILURE
+            lost = len(batch)
         with self._lock:
             if self._closed:  # already counted by close()
                 return
             self._in_flight = 0
-        if result is SpanExportResult.SUCCESS:
-            self.exported += len(batch)
-        else:
-            self._drop(len(batch))
+        self.exported += len(batch) - lost
+        if lost:
+            self._drop(lost)

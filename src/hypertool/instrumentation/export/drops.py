@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import weakref
-
 from collections.abc import Iterable
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter

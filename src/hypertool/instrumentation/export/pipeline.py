@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import Tracer
 
@@ -21,6 +21,24 @@ logger = logging.getLogger("hypertool.instrumentation")
 
 TRACER_NAME = "hypertool.instrumentation"
 __version__ = "0.1.0"
+
+
+# Our spans carry at most ~40 attributes of ours plus 64 + 1 of the user's metadata (and 32 + 1
+# raw attributes): 256 leaves room, and a limit of our own is not lowered by the
+# OTEL_*_LIMIT variables meant for the application's provider. Values are capped by us
+# (HYPERTOOL_MAX_FIELD_CHARS), never cut by OpenTelemetry.
+def span_limits() -> SpanLimits:
+    """The limits of our own tracer provider."""
+    return SpanLimits(
+        max_attributes=128,
+        max_span_attributes=256,
+        max_events=128,
+        max_links=128,
+        max_event_attributes=128,
+        max_link_attributes=128,
+        max_attribute_length=SpanLimits.UNSET,
+        max_span_attribute_length=SpanLimits.UNSET,
+    )
 
 
 class Pipeline:
@@ -46,7 +64,9 @@ class Pipeline:
         on_drop: tuple[DropListener, ...] = (),
     ) -> None:
         self.provider = tracer_provider or TracerProvider(
-            resource=Resource.create({"service.name": "hypertool"}), shutdown_on_exit=False
+            resource=Resource.create({"service.name": "hypertool"}),
+            shutdown_on_exit=False,
+            span_limits=span_limits(),
         )
         self.processors = [
             DeliveryProcessor(

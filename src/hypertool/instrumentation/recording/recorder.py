@@ -28,12 +28,18 @@ from hypertool.instrumentation.model.records import (
 )
 from hypertool.instrumentation.model.usage import text_of
 from hypertool.instrumentation.pricing import PriceTable
-from hypertool.instrumentation.recording.spans import finish, iso_time, metadata_attributes
+from hypertool.instrumentation.recording.spans import (
+    finish,
+    iso_time,
+    metadata_attributes,
+    repaired,
+    repaired_value,
+)
 
 
 class Cleaner:
-    """Masks secrets, then caps the length with a visible marker: what every text sent to a
-    sink goes through.
+    """Repairs unencodable characters, masks secrets, then caps the length with a visible
+    marker: what every text sent to a sink goes through.
     """
 
     def __init__(self, mask: MaskFunction, max_chars: int) -> None:
@@ -41,7 +47,8 @@ class Cleaner:
         self._max_chars = max_chars
 
     def __call__(self, text: str) -> str:
-        """``text`` masked and capped."""
+        """``text`` repaired, masked and capped."""
+        text = repaired(text)
         limit = self._max_chars
         if len(text) <= limit:
             return self._mask(text)
@@ -94,7 +101,7 @@ class GenerationRecorder:
         trace_id = trace.trace_id if trace is not None else ""
         if self.tracer is not None and (trace is None or trace.span is not trace_api.INVALID_SPAN):
             span = self.tracer.start_span(
-                g.name,
+                repaired(g.name),
                 context=(
                     Context()
                     if trace is None
@@ -112,17 +119,17 @@ class GenerationRecorder:
         elif not trace_id:
             trace_id = format(random.getrandbits(128), "032x")
         record = GenerationRecord(
-            name=g.name,
+            name=repaired(g.name),
             persona=context.persona,
-            chatmode=context.chatmode,
-            model=g.model,
+            chatmode=repaired(context.chatmode),
+            model=repaired(g.model),
             usage=g.usage,
             start_ns=g.start_ns,
             end_ns=g.end_ns,
             error=message,
             trace_id=trace_id,
-            workflow=context.workflow,
-            stage=context.stage,
+            workflow=repaired(context.workflow),
+            stage=repaired(context.stage),
             cost_usd=cost_usd,
         )
         self.budgets.record(context.persona, g.usage.total, cost_usd)
@@ -134,8 +141,8 @@ class GenerationRecorder:
         return GenerationContext(
             generation_id=span_id,
             trace_id=trace_id,
-            name=g.name,
-            model=g.model,
+            name=record.name,
+            model=record.model,
             persona=context.persona,
             usage=g.usage,
             latency_s=record.duration_s,
@@ -148,37 +155,46 @@ class GenerationRecorder:
         trace = context.trace
         usage = g.usage
         clean = self.clean
-        span_attrs: dict[str, Any] = {
-            **(trace.trace_attributes if trace is not None else {attr.TRACE_NAME: g.name}),
-            attr.USER_ID: context.persona,
-            attr.PERSONA: context.persona,
-            attr.CHATMODE: context.chatmode,
-            attr.OBSERVATION_TYPE: attr.TYPE_GENERATION,
-            attr.MODEL: g.model,
-            attr.GEN_AI_OPERATION: "chat",
-            attr.GEN_AI_REQUEST_MODEL: g.model,
-            attr.INPUT: clean(g.prompt),
-            attr.OUTPUT: clean(g.completion),
-            attr.USAGE_DETAILS: json.dumps(usage.as_langfuse()),
-            attr.GEN_AI_INPUT_TOKENS: usage.input,
-            attr.GEN_AI_OUTPUT_TOKENS: usage.output,
-            attr.USAGE_ESTIMATED: usage.estimated,
-            attr.COST_KNOWN: cost is not None,
-        }
+        model = repaired(g.model)
+        # User metadata first: a provider with a lower attribute limit than ours evicts the
+        # oldest entries, and those must be the user's, never ours.
+        span_attrs: dict[str, Any] = (
+            metadata_attributes(attr.OBSERVATION_METADATA, g.metadata, clean) if g.metadata else {}
+        )
+        span_attrs.update(
+            trace.trace_attributes if trace is not None else {attr.TRACE_NAME: repaired(g.name)}
+        )
+        span_attrs.update(
+            {
+                attr.USER_ID: context.persona,
+                attr.PERSONA: context.persona,
+                attr.CHATMODE: repaired(context.chatmode),
+                attr.OBSERVATION_TYPE: attr.TYPE_GENERATION,
+                attr.MODEL: model,
+                attr.GEN_AI_OPERATION: "chat",
+                attr.GEN_AI_REQUEST_MODEL: model,
+                attr.INPUT: clean(g.prompt),
+                attr.OUTPUT: clean(g.completion),
+                attr.USAGE_DETAILS: json.dumps(usage.as_langfuse()),
+                attr.GEN_AI_INPUT_TOKENS: usage.input,
+                attr.GEN_AI_OUTPUT_TOKENS: usage.output,
+                attr.USAGE_ESTIMATED: usage.estimated,
+                attr.COST_KNOWN: cost is not None,
+            }
+        )
         if cost is not None:
             span_attrs[attr.COST_DETAILS] = json.dumps(cost)
         if trace is None and context.chatmode:
-            span_attrs[attr.TRACE_TAGS] = [context.chatmode]
+            span_attrs[attr.TRACE_TAGS] = [repaired(context.chatmode)]
         if context.workflow:
-            span_attrs[attr.WORKFLOW] = context.workflow
+            span_attrs[attr.WORKFLOW] = repaired(context.workflow)
         if context.stage:
-            span_attrs[attr.STAGE] = context.stage
+            span_attrs[attr.STAGE] = repaired(context.stage)
         if g.model_parameters:
             span_attrs[attr.MODEL_PARAMETERS] = clean(text_of(dict(g.model_parameters)))
-        if g.metadata:
-            span_attrs.update(metadata_attributes(attr.OBSERVATION_METADATA, g.metadata, clean))
         if g.completion_start_ns is not None:
             span_attrs[attr.COMPLETION_START_TIME] = iso_time(g.completion_start_ns)
         if g.attributes:
-            span_attrs.update(g.attributes)
+            for key, value in g.attributes.items():
+                span_attrs[key] = repaired_value(value)
         return span_attrs

@@ -1,7 +1,9 @@
 """The local store as a sink: an OpenTelemetry span exporter writing to a :class:`TraceStore`.
 
 A corrupt or locked database never raises into the application: the exporter reports the batch
-as failed, and the delivery processor counts its spans as dropped.
+as failed, and the delivery processor counts its spans as dropped. A span the store cannot take
+costs that span only: :meth:`StoreExporter.export_partial` tells the delivery processor how
+many of a batch were left out.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from hypertool.instrumentation._config import DEFAULT_RETENTION_DAYS, DEFAULT_STORE_MAX_FIELD_CHARS
-from hypertool.instrumentation._log import logger
+from hypertool.instrumentation._log import logger, warn_once
 from hypertool.instrumentation.store.schema import StoreError, StoreLockedError
 from hypertool.instrumentation.store.trace_store import (
     DEFAULT_BUSY_TIMEOUT_MS,
@@ -64,16 +66,29 @@ class StoreExporter(SpanExporter):
         self._stopped = False
         self._last_failure_report = -_FAILURE_REPORT_INTERVAL_S
         self.exported_spans = 0
+        self.rejected_spans = 0
         self.failed_batches = 0
 
     def __repr__(self) -> str:
         return f"StoreExporter({str(self.path)!r})"
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Write ``spans`` in one transaction; ``FAILURE`` (never an exception) on any error."""
+        """Write ``spans`` in one transaction; ``FAILURE`` (never an exception) unless every
+        span was written.
+        """
+        if self.export_partial(spans):
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def export_partial(self, spans: Sequence[ReadableSpan]) -> int:
+        """Write ``spans``; return how many could not be written (never raises).
+
+        One span the store cannot take (text SQLite cannot encode, say) costs that span, not
+        its batch; the delivery processor counts exactly these as dropped.
+        """
         with self._lock:
             if self._stopped:
-                return SpanExportResult.FAILURE
+                return len(spans)
             try:
                 if self._store is None:
                     self._store = TraceStore(
@@ -82,11 +97,22 @@ class StoreExporter(SpanExporter):
                         retention_days=self._retention_days,
                         max_field_chars=self._max_field_chars,
                     )
-                self.exported_spans += self._store.write_spans(spans)
+                rejected = self._store.write_spans_counted(spans)
             except Exception as exc:
                 self._failed(exc)
-                return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS
+                return len(spans)
+            self.exported_spans += len(spans) - rejected
+            if rejected:
+                self.rejected_spans += rejected
+                warn_once(
+                    "store-rejected-span",
+                    "trace store %s: %d span(s) of a batch could not be stored and were left "
+                    "out (the rest of the batch was stored; they are counted in "
+                    "hypertool_export_dropped_spans_total)",
+                    self.path,
+                    rejected,
+                )
+        return rejected
 
     def _failed(self, exc: Exception) -> None:
         self.failed_batches += 1

@@ -30,8 +30,10 @@ from hypertool.instrumentation.store import queries
 from hypertool.instrumentation.store.queries import ReportBy
 from hypertool.instrumentation.store.schema import (
     StoreError,
+    StoreLockedError,
     connect,
     in_transaction,
+    store_error,
     with_retry,
 )
 
@@ -135,6 +137,10 @@ class TraceStore:
     def write_spans(self, spans: Sequence[ReadableSpan]) -> int:
         """Store finished spans in one transaction; a span stored before is replaced.
 
+        A span that cannot be stored (text SQLite cannot encode, a number too large for it)
+        costs that span only: when the batch fails for such a reason, its spans are written
+        one by one and the bad ones left out (see :meth:`write_spans_counted`).
+
         Returns:
             The number of spans written.
 
@@ -142,29 +148,42 @@ class TraceStore:
             StoreError: The batch could not be written (nothing of it was).
 
         """
+        return len(spans) - self.write_spans_counted(spans)
+
+    def write_spans_counted(self, spans: Sequence[ReadableSpan]) -> int:
+        """Like :meth:`write_spans`, returning how many spans could not be written.
+
+        Raises:
+            StoreError: Nothing could be written: the store is locked, unreadable or gone.
+
+        """
         from hypertool.instrumentation.store import rows
 
-        observations: list[tuple[Any, ...]] = []
-        roots: list[tuple[Any, ...]] = []
-        placeholders: list[tuple[Any, ...]] = []
+        batch: list[tuple[rows.Row, rows.Row, bool]] = []
+        rejected = 0
         for span in spans:
-            observation, trace, is_root = rows.span_rows(span, self.max_field_chars)
-            observations.append(observation)
-            (roots if is_root else placeholders).append(trace)
-
-        def write(connection: sqlite3.Connection) -> None:
-            rows.INSERT_OBSERVATION.run(connection, observations)
-            rows.UPSERT_PLACEHOLDER.run(connection, placeholders)
-            rows.UPSERT_ROOT.run(connection, roots)
-
-        if observations:
-            self._run(lambda connection: in_transaction(connection, write))
+            try:
+                batch.append(rows.span_rows(span, self.max_field_chars))
+            except Exception:  # a malformed span: it alone is lost
+                logger.debug("trace store: a span could not be converted", exc_info=True)
+                rejected += 1
+        if batch:
+            try:
+                self._run(lambda connection: in_transaction(connection, _writer(batch)))
+            except (StoreLockedError, OSError):
+                raise
+            except Exception as exc:
+                # Perhaps one bad row: write them one by one, each in a savepoint.
+                bad = self._run(lambda connection: in_transaction(connection, _one_by_one(batch)))
+                if bad == len(batch):
+                    raise store_error(self.path, exc) from exc
+                rejected += bad
         if time.monotonic() - self._last_purge >= _PURGE_INTERVAL_S:
             try:
                 self.purge()
             except StoreError as exc:
                 logger.debug("trace store purge failed: %s", exc)
-        return len(observations)
+        return rejected
 
     def purge(self, now_ns: int | None = None) -> int:
         """Delete traces and observations older than the retention period.
@@ -273,3 +292,44 @@ class TraceStore:
             "retention_days": self.retention_days,
             **counts,
         }
+
+
+SpanRows = tuple[tuple[Any, ...], tuple[Any, ...], bool]
+
+
+def _writer(batch: Sequence[SpanRows]) -> Callable[[sqlite3.Connection], None]:
+    """Write ``batch`` (observation, trace row, is root) with a few multi-row statements."""
+
+    def write(connection: sqlite3.Connection) -> None:
+        from hypertool.instrumentation.store import rows
+
+        observations = [observation for observation, _, _ in batch]
+        rows.INSERT_OBSERVATION.run(connection, observations)
+        rows.UPSERT_PLACEHOLDER.run(connection, [trace for _, trace, root in batch if not root])
+        rows.UPSERT_ROOT.run(connection, [trace for _, trace, root in batch if root])
+
+    return write
+
+
+def _one_by_one(batch: Sequence[SpanRows]) -> Callable[[sqlite3.Connection], int]:
+    """Write ``batch`` span by span, each in a savepoint; returns how many failed."""
+
+    def write(connection: sqlite3.Connection) -> int:
+        from hypertool.instrumentation.store import rows
+
+        bad = 0
+        for observation, trace, root in batch:
+            connection.execute("SAVEPOINT one_span")
+            try:
+                rows.INSERT_OBSERVATION.run(connection, [observation])
+                (rows.UPSERT_ROOT if root else rows.UPSERT_PLACEHOLDER).run(connection, [trace])
+            except (sqlite3.Error, ValueError, OverflowError) as exc:  # the row, not the store
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise  # locked, full, read-only, I/O: no row would fare better
+                connection.execute("ROLLBACK TO one_span")
+                bad += 1
+                logger.debug("trace store: span %s left out: %r", observation[0], exc)
+            connection.execute("RELEASE one_span")
+        return bad
+
+    return write
