@@ -102,7 +102,7 @@ def _open_store(args: argparse.Namespace) -> TraceStore:
             f"no trace store at {path}: run something instrumented first (e.g. `hypertool "
             f"demo`), or point --store / {HYPERTOOL_STORE} at an existing store"
         )
-    return TraceStore(path, create=False)
+    return TraceStore(path, read_only=True)
 
 
 def _emit(payload: Any) -> None:

@@ -90,6 +90,16 @@ class StoreExporter(SpanExporter):
             if self._stopped:
                 return len(spans)
             try:
+                if self._store is not None and self._store.moved():
+                    # Deleted, moved or replaced: writing on would "deliver" into a file
+                    # nobody reads. The old file gets what it had; a new one starts here.
+                    logger.warning(
+                        "trace store %s was deleted, moved or replaced while in use: a new "
+                        "store is created there",
+                        self.path,
+                    )
+                    store, self._store = self._store, None
+                    store.close_moved()
                 if self._store is None:
                     self._store = TraceStore(
                         self.path,
@@ -144,6 +154,9 @@ class StoreExporter(SpanExporter):
 
         """
         with self._reader_lock:
+            if self._reader is not None and self._reader.moved():
+                self._reader.close_moved()
+                self._reader = None
             if self._reader is None:
                 self._reader = TraceStore(
                     self.path,

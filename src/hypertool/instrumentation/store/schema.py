@@ -177,30 +177,41 @@ def _create_file(path: Path) -> None:
         os.close(fd)
 
 
+def _check_ours(connection: sqlite3.Connection, path: Path) -> int:
+    """The file's schema version, after making sure it is a trace store (or empty).
+
+    Only reads: a database that is not ours is refused before anything changes it (its
+    journal mode included).
+
+    Raises:
+        StoreError: Another application's SQLite database, or a newer schema.
+        sqlite3.Error: The file is not a readable SQLite database.
+
+    """
+    # One statement, so one snapshot: another process may be creating the store meanwhile.
+    application, version, tables = connection.execute(
+        "SELECT (SELECT application_id FROM pragma_application_id()), "
+        "(SELECT user_version FROM pragma_user_version()), "
+        "(SELECT count(*) FROM sqlite_schema)"
+    ).fetchone()
+    if application != APPLICATION_ID:
+        if application != 0 or version != 0 or tables:
+            raise StoreError(f"{path}: an SQLite database, but not a hypertool trace store")
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: schema version {version} is newer than this hypertool understands "
+            f"({SCHEMA_VERSION}); upgrade hypertool-instrumentation"
+        )
+    return int(version)
+
+
 def _migrate(connection: sqlite3.Connection, path: Path) -> None:
-    def version() -> int:
-        return int(connection.execute("PRAGMA user_version").fetchone()[0])
-
-    def check(found: int) -> None:
-        if found > SCHEMA_VERSION:
-            raise StoreError(
-                f"{path}: schema version {found} is newer than this hypertool understands "
-                f"({SCHEMA_VERSION}); upgrade hypertool-instrumentation"
-            )
-
-    found = version()
-    check(found)
-    if found == SCHEMA_VERSION:
+    if _check_ours(connection, path) == SCHEMA_VERSION:
         return
 
     def apply(conn: sqlite3.Connection) -> None:
-        current = version()  # another process may have migrated meanwhile
-        check(current)
+        current = _check_ours(conn, path)  # another process may have migrated meanwhile
         if current == 0:
-            application = int(conn.execute("PRAGMA application_id").fetchone()[0])
-            tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
-            if application not in (0, APPLICATION_ID) or tables:
-                raise StoreError(f"{path}: an SQLite database, but not a hypertool trace store")
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         for statements in MIGRATIONS[current:]:
             for statement in statements:
@@ -211,7 +222,9 @@ def _migrate(connection: sqlite3.Connection, path: Path) -> None:
 
 
 def connect(path: Path, *, create: bool, busy_timeout_ms: int) -> sqlite3.Connection:
-    """Open the store at ``path`` (WAL, ``synchronous=NORMAL``) and migrate it forward.
+    """Open the store at ``path`` to write (WAL, ``synchronous=NORMAL``), migrating it forward.
+
+    Another application's database is recognised before anything is changed in it.
 
     Raises:
         StoreError: the file is missing (and ``create`` is False), corrupt, not a trace store,
@@ -234,6 +247,7 @@ def connect(path: Path, *, create: bool, busy_timeout_ms: int) -> sqlite3.Connec
     try:
         connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         patience = busy_timeout_ms / 1000
+        with_retry(path, lambda: _check_ours(connection, path), patience)
         with_retry(
             path, lambda: connection.execute("PRAGMA journal_mode = WAL").fetchone(), patience
         )
@@ -241,6 +255,48 @@ def connect(path: Path, *, create: bool, busy_timeout_ms: int) -> sqlite3.Connec
         # Reads of a large store scan indexes; mapping the file spares copying every page.
         connection.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}")
         with_retry(path, lambda: _migrate(connection, path), patience)
+    except BaseException as exc:
+        connection.close()
+        if isinstance(exc, sqlite3.Error):
+            raise store_error(path, exc) from exc
+        raise
+    return connection
+
+
+def connect_read_only(path: Path, *, busy_timeout_ms: int) -> sqlite3.Connection:
+    """Open the store at ``path`` to read only (the CLI): nothing in the file changes — no
+    migration, no purge, no journal mode switch.
+
+    Raises:
+        StoreError: the file is missing, corrupt, not a trace store, or of another schema
+            version than this hypertool reads (the message says what to do).
+
+    """
+    if not path.exists():
+        raise StoreError(f"{path}: no trace store here yet")
+    try:
+        connection = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro",
+            uri=True,
+            timeout=busy_timeout_ms / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+    except (OSError, sqlite3.Error) as exc:
+        raise store_error(path, exc) from exc
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        connection.execute("PRAGMA query_only = 1")
+        connection.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}")
+        version = with_retry(path, lambda: _check_ours(connection, path), busy_timeout_ms / 1000)
+        if version == 0:
+            raise StoreError(f"{path}: an empty file, not a trace store yet")
+        if version < SCHEMA_VERSION:
+            raise StoreError(
+                f"{path}: schema version {version} is older than this hypertool reads "
+                f"({SCHEMA_VERSION}); the next instrumented program that writes to it migrates "
+                "it (the CLI only reads)"
+            )
     except BaseException as exc:
         connection.close()
         if isinstance(exc, sqlite3.Error):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -32,6 +33,7 @@ from hypertool.instrumentation.store.schema import (
     StoreError,
     StoreLockedError,
     connect,
+    connect_read_only,
     in_transaction,
     store_error,
     with_retry,
@@ -70,6 +72,9 @@ class TraceStore:
         path: The SQLite file (created with its directory, readable by its owner only).
         create: Create the file when missing; when False a missing file is a
             :class:`StoreError`.
+        read_only: Only read (the CLI): nothing in the file changes — no migration, no
+            purge, no journal mode switch; a store of another schema version is a
+            :class:`StoreError` saying so.
         busy_timeout_ms: How long one attempt waits for another writer's lock.
         retention_days: Delete rows older than this (default 30); 0 keeps everything.
         max_field_chars: Characters kept per input/output field (default 20000).
@@ -86,6 +91,7 @@ class TraceStore:
         path: str | Path,
         *,
         create: bool = True,
+        read_only: bool = False,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         retention_days: float = DEFAULT_RETENTION_DAYS,
         max_field_chars: int = DEFAULT_STORE_MAX_FIELD_CHARS,
@@ -93,16 +99,48 @@ class TraceStore:
         check_settings(retention_days, max_field_chars)
         self.path = Path(path).expanduser()
         self.retention_days, self.max_field_chars = retention_days, max_field_chars
+        self.read_only = read_only
         self._lock = threading.RLock()
         self._busy_timeout_s = busy_timeout_ms / 1000
-        self._connection: sqlite3.Connection | None = connect(
-            self.path, create=create, busy_timeout_ms=busy_timeout_ms
+        self._connection: sqlite3.Connection | None = (
+            connect_read_only(self.path, busy_timeout_ms=busy_timeout_ms)
+            if read_only
+            else connect(self.path, create=create, busy_timeout_ms=busy_timeout_ms)
         )
+        self._identity = _identity(self.path)
         self._last_purge = time.monotonic()
+        if read_only:
+            return
         try:
             self.purge()
         except StoreError as exc:  # a busy store is still readable; purge next time
             logger.debug("trace store purge skipped: %s", exc)
+
+    def close_moved(self) -> None:
+        """Close a store whose file was deleted, moved or replaced (see :meth:`moved`).
+
+        What its write-ahead log still holds is first written into the file, wherever it is
+        now (a moved store keeps all its rows), and the log emptied: SQLite leaves the log
+        and shared-memory files of a moved database beside the old path, where a new store
+        there would read them as its own. Those leftovers are removed when no store is at the
+        path yet.
+        """
+        with self._lock:
+            if self._connection is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._connection.close()
+                self._connection = None
+        if not self.path.exists():
+            for suffix in ("-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{self.path}{suffix}")
+
+    def moved(self) -> bool:
+        """True when the file at :attr:`path` is no longer the one this store opened: it was
+        deleted, moved or replaced (writes would go to a file nobody reads). One ``stat``.
+        """
+        return _identity(self.path) != self._identity
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
@@ -295,6 +333,15 @@ class TraceStore:
 
 
 SpanRows = tuple[tuple[Any, ...], tuple[Any, ...], bool]
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The file's (device, inode), or None when there is no file at ``path``."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _writer(batch: Sequence[SpanRows]) -> Callable[[sqlite3.Connection], None]:
