@@ -60,11 +60,18 @@ class Clock:
     def time_ns(self) -> int:
         return self.now
 
+    def monotonic(self) -> float:
+        return self.now / 1e9
+
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock(utc(2024, 3, 15, 10, 0, 0))
-    monkeypatch.setattr(budget_module, "time", types.SimpleNamespace(time_ns=fake.time_ns))
+    monkeypatch.setattr(
+        budget_module,
+        "time",
+        types.SimpleNamespace(time_ns=fake.time_ns, monotonic=fake.monotonic),
+    )
     return fake
 
 

@@ -50,7 +50,7 @@ def test_a_bad_row_costs_that_row_only(tmp_path: Path) -> None:
     path = tmp_path / "traces.db"
     spans = batch(41, bad=[7, 20])
     with TraceStore(path) as store:
-        assert store.write_spans_counted(spans) == 2
+        assert store.write_batch(spans).rejected == 2
     assert stored_names(path) == {f"span {n}" for n in range(41)} - {"span 7", "span 20"}
 
 

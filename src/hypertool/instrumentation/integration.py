@@ -33,6 +33,7 @@ from hypertool.instrumentation.model.records import (
     CallContext,
     GenerationInput,
     GenerationListener,
+    Reservation,
 )
 from hypertool.instrumentation.model.usage import (
     Usage,
@@ -51,6 +52,7 @@ from hypertool.instrumentation.recording.deferred import DeferredWork
 from hypertool.instrumentation.recording.recorder import Cleaner, GenerationRecorder
 from hypertool.instrumentation.recording.spans import to_ns
 from hypertool.instrumentation.recording.traces import TraceRecorder
+from hypertool.instrumentation.store import DELIVERY_INTERVAL_S as STORE_DELIVERY_INTERVAL_S
 from hypertool.instrumentation.store import StoreError, StoreExporter
 
 
@@ -134,6 +136,7 @@ class LangfuseIntegration:
                 exit_timeout=settings.exit_timeout,
                 on_drop=(self._count_dropped,),
                 tracer_provider=tracer_provider,
+                schedule_delays={"store": STORE_DELIVERY_INTERVAL_S},
             )
             if sinks
             else None
@@ -146,6 +149,7 @@ class LangfuseIntegration:
             policy=cast(Policy, settings.budget_policy),
             history=history,
             sync=self.drain,
+            refresh_s=settings.budget_refresh_s,
         )
         clean = Cleaner(chain(mask), settings.max_field_chars)
         self._generations = GenerationRecorder(tracer, self.prices, self.budgets, clean)
@@ -171,7 +175,7 @@ class LangfuseIntegration:
                     max_field_chars=settings.store_max_field_chars,
                 )
                 sinks["store"] = store
-                history = store.usage_since
+                history = store.spent_by_others
             except (StoreError, OSError) as exc:
                 warn_once("store-failed", "the local trace store is off: %s", exc)
         sinks.update(exporters)
@@ -364,6 +368,16 @@ class LangfuseIntegration:
     def record(self, generation: GenerationInput) -> GenerationContext:
         """Record a finished call (the one path every way of recording a generation takes)."""
         return self._generations.record(generation)
+
+    # -- budgets ---------------------------------------------------------------------------
+    def admit(self, persona: str) -> Reservation | None:
+        """Admit a call of ``persona`` before it is made (see :meth:`BudgetLedger.admit`).
+
+        Raises:
+            BudgetExceededError: The persona's budget is spent under policy ``block``.
+
+        """
+        return self.budgets.admit(persona)
 
     # -- deferred recording ----------------------------------------------------------------
     def defer(self, fn: Callable[..., None], *args: Any) -> None:

@@ -20,6 +20,7 @@ from hypertool.instrumentation.export.delivery import DeliveryProcessor, DropLis
 logger = logging.getLogger("hypertool.instrumentation")
 
 TRACER_NAME = "hypertool.instrumentation"
+DEFAULT_SCHEDULE_DELAY_S = 1.0
 __version__ = "0.1.0"
 
 
@@ -51,6 +52,8 @@ class Pipeline:
         tracer_provider: Use this provider instead of building one (its processors are the
             application's business; ours are added to it).
         on_drop: Told of every span a sink could not deliver.
+        schedule_delays: Seconds between exports of a sink whose queue is not full, by sink
+            name (1 s for the others).
 
     """
 
@@ -62,6 +65,7 @@ class Pipeline:
         exit_timeout: float,
         tracer_provider: TracerProvider | None = None,
         on_drop: tuple[DropListener, ...] = (),
+        schedule_delays: Mapping[str, float] | None = None,
     ) -> None:
         self.provider = tracer_provider or TracerProvider(
             resource=Resource.create({"service.name": "hypertool"}),
@@ -73,6 +77,7 @@ class Pipeline:
                 name,
                 exporter,
                 max_queue_size=queue_size,
+                schedule_delay=(schedule_delays or {}).get(name, DEFAULT_SCHEDULE_DELAY_S),
                 on_drop=on_drop,
                 # In the application's provider, our sinks take only our spans.
                 only_scope=TRACER_NAME if tracer_provider is not None else None,

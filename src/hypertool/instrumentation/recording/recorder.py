@@ -97,6 +97,11 @@ class GenerationRecorder:
                 g.model,
             )
         cost_usd = None if cost is None else cost.total
+        # The budget first: it holds whatever happens to the span.
+        if g.reservation is not None:  # what the call set aside gives way to what it used
+            g.reservation.settle(g.usage.total, cost_usd)
+        else:
+            self.budgets.record(context.persona, g.usage.total, cost_usd)
         span_id = ""
         trace_id = trace.trace_id if trace is not None else ""
         if self.tracer is not None and (trace is None or trace.span is not trace_api.INVALID_SPAN):
@@ -132,7 +137,6 @@ class GenerationRecorder:
             stage=repaired(context.stage),
             cost_usd=cost_usd,
         )
-        self.budgets.record(context.persona, g.usage.total, cost_usd)
         for listener in self.listeners:
             try:
                 listener(record)

@@ -8,8 +8,10 @@ many of a batch were left out.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +31,11 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
 _FAILURE_REPORT_INTERVAL_S = 60.0
+DELIVERY_INTERVAL_S = 0.2
+"""How often the store's delivery thread writes what is queued (when under 512 spans): local
+writes are cheap, and processes sharing a ``day``/``month`` budget see each other's usage
+through the store, so it is written soon.
+"""
 
 
 class StoreExporter(SpanExporter):
@@ -68,6 +75,10 @@ class StoreExporter(SpanExporter):
         self.exported_spans = 0
         self.rejected_spans = 0
         self.failed_batches = 0
+        # Who writes, in the store's per-writer usage: a budget read tells this process's own
+        # usage from the others'. A new one in a forked child (same object, other process).
+        self._writer_pid = 0
+        self._writer = ""
 
     def __repr__(self) -> str:
         return f"StoreExporter({str(self.path)!r})"
@@ -107,7 +118,7 @@ class StoreExporter(SpanExporter):
                         retention_days=self._retention_days,
                         max_field_chars=self._max_field_chars,
                     )
-                rejected = self._store.write_spans_counted(spans)
+                rejected = self._store.write_batch(spans, self.writer).rejected
             except Exception as exc:
                 self._failed(exc)
                 return len(spans)
@@ -142,29 +153,62 @@ class StoreExporter(SpanExporter):
         else:
             logger.debug("trace store batch failed: %s", exc)
 
+    @property
+    def writer(self) -> str:
+        """This process's writer id in the store (see :meth:`spent_by_others`)."""
+        pid = os.getpid()
+        if pid != self._writer_pid:
+            self._writer_pid, self._writer = pid, f"{pid}-{uuid.uuid4().hex}"
+        return self._writer
+
     def usage_since(self, persona: str, since_ns: int | None = None) -> tuple[int, float]:
         """Tokens and known cost in USD of ``persona``'s generations in the store since then.
 
-        Fits :class:`~hypertool.instrumentation.budget.BudgetLedger`'s ``history``, so usage
-        over ``day`` and ``month`` periods survives restarts. Reads go through a connection of
-        their own: they never wait for a batch being written.
+        Reads go through a connection of their own: they never wait for a batch being written.
 
         Raises:
             StoreError: The store cannot be read.
 
         """
+        tokens, cost, _ = self._read(persona, since_ns)
+        return tokens, cost
+
+    def spent_by_others(self, persona: str, since_ns: int) -> tuple[int, float, int]:
+        """Tokens, known USD and generations of ``persona`` in the store since ``since_ns``
+        that this process did not write: earlier runs' and other processes'.
+
+        Fits :class:`~hypertool.instrumentation.budget.BudgetLedger`'s ``history``: the
+        ledger counts its own usage itself, exactly, whether or not it has reached the store
+        yet, and adds this. The store keeps each writer's usage in the same transaction as
+        its rows, so one snapshot answers, however busy the writers are.
+
+        Raises:
+            StoreError: The store cannot be read.
+
+        """
+        writer = self.writer
         with self._reader_lock:
-            if self._reader is not None and self._reader.moved():
-                self._reader.close_moved()
-                self._reader = None
-            if self._reader is None:
-                self._reader = TraceStore(
-                    self.path,
-                    busy_timeout_ms=self._busy_timeout_ms,
-                    retention_days=self._retention_days,
-                    max_field_chars=self._max_field_chars,
-                )
-            return self._reader.usage_since(persona, since_ns)
+            return self._open_reader().spent_by_others(persona, since_ns, writer)
+
+    def _read(self, persona: str, since_ns: int | None) -> tuple[int, float, int]:
+        with self._reader_lock:
+            return self._open_reader().spent_since(persona, since_ns)
+
+    def _open_reader(self) -> TraceStore:
+        """The reading connection (call with the reader lock held), reopened when the file
+        was deleted, moved or replaced.
+        """
+        if self._reader is not None and self._reader.moved():
+            self._reader.close_moved()
+            self._reader = None
+        if self._reader is None:
+            self._reader = TraceStore(
+                self.path,
+                busy_timeout_ms=self._busy_timeout_ms,
+                retention_days=self._retention_days,
+                max_field_chars=self._max_field_chars,
+            )
+        return self._reader
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Nothing is buffered here: every :meth:`export` call commits before returning."""

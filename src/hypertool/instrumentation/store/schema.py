@@ -80,6 +80,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX observations_persona "
         "ON observations (persona, type, start_ns, total_tokens, cost_usd)",
     ),
+    # 3: budgets shared by processes: what each writer stored per persona and UTC day,
+    # updated in the same transaction as the rows, so a process reading the store can tell
+    # its own usage from the others' in one snapshot.
+    (
+        """
+        CREATE TABLE writer_usage (
+            writer TEXT NOT NULL,
+            persona TEXT NOT NULL,
+            day_ns INTEGER NOT NULL,
+            tokens INTEGER NOT NULL,
+            cost_usd REAL NOT NULL,
+            calls INTEGER NOT NULL,
+            PRIMARY KEY (writer, persona, day_ns)
+        ) WITHOUT ROWID
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -194,9 +210,8 @@ def _check_ours(connection: sqlite3.Connection, path: Path) -> int:
         "(SELECT user_version FROM pragma_user_version()), "
         "(SELECT count(*) FROM sqlite_schema)"
     ).fetchone()
-    if application != APPLICATION_ID:
-        if application != 0 or version != 0 or tables:
-            raise StoreError(f"{path}: an SQLite database, but not a hypertool trace store")
+    if application != APPLICATION_ID and (application != 0 or version != 0 or tables):
+        raise StoreError(f"{path}: an SQLite database, but not a hypertool trace store")
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"{path}: schema version {version} is newer than this hypertool understands "

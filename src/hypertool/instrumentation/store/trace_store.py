@@ -17,6 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 DEFAULT_BUSY_TIMEOUT_MS = 5_000
+# Positions in an observation row (store.rows.OBSERVATION_COLUMNS; a test keeps them equal).
+_TYPE, _PERSONA, _TOTAL, _COST, _START = 3, 5, 12, 14, 15
 _PURGE_INTERVAL_S = 3600.0
 _DAY_NS = 86_400 * 10**9
 
@@ -177,7 +180,7 @@ class TraceStore:
 
         A span that cannot be stored (text SQLite cannot encode, a number too large for it)
         costs that span only: when the batch fails for such a reason, its spans are written
-        one by one and the bad ones left out (see :meth:`write_spans_counted`).
+        one by one and the bad ones left out (see :meth:`write_batch`).
 
         Returns:
             The number of spans written.
@@ -186,10 +189,16 @@ class TraceStore:
             StoreError: The batch could not be written (nothing of it was).
 
         """
-        return len(spans) - self.write_spans_counted(spans)
+        return len(self.write_batch(spans).observations)
 
-    def write_spans_counted(self, spans: Sequence[ReadableSpan]) -> int:
-        """Like :meth:`write_spans`, returning how many spans could not be written.
+    def write_batch(self, spans: Sequence[ReadableSpan], writer: str | None = None) -> Written:
+        """Like :meth:`write_spans`, saying which spans were written and how many were not.
+
+        Args:
+            spans: Finished spans.
+            writer: Who writes (one id per process): the tokens, cost and calls of the
+                generations written are added to its usage per persona and UTC day in the
+                same transaction (see :meth:`spent_by_others`).
 
         Raises:
             StoreError: Nothing could be written: the store is locked, unreadable or gone.
@@ -197,7 +206,7 @@ class TraceStore:
         """
         from hypertool.instrumentation.store import rows
 
-        batch: list[tuple[rows.Row, rows.Row, bool]] = []
+        batch: list[SpanRows] = []
         rejected = 0
         for span in spans:
             try:
@@ -205,23 +214,26 @@ class TraceStore:
             except Exception:  # a malformed span: it alone is lost
                 logger.debug("trace store: a span could not be converted", exc_info=True)
                 rejected += 1
+        written = batch
         if batch:
             try:
-                self._run(lambda connection: in_transaction(connection, _writer(batch)))
+                self._run(lambda c: in_transaction(c, _writer(batch, writer, one_by_one=False)))
             except (StoreLockedError, OSError):
                 raise
             except Exception as exc:
                 # Perhaps one bad row: write them one by one, each in a savepoint.
-                bad = self._run(lambda connection: in_transaction(connection, _one_by_one(batch)))
-                if bad == len(batch):
+                written = self._run(
+                    lambda c: in_transaction(c, _writer(batch, writer, one_by_one=True))
+                )
+                if not written:
                     raise store_error(self.path, exc) from exc
-                rejected += bad
+                rejected += len(batch) - len(written)
         if time.monotonic() - self._last_purge >= _PURGE_INTERVAL_S:
             try:
                 self.purge()
             except StoreError as exc:
                 logger.debug("trace store purge failed: %s", exc)
-        return rejected
+        return Written([observation for observation, _, _ in written], rejected)
 
     def purge(self, now_ns: int | None = None) -> int:
         """Delete traces and observations older than the retention period.
@@ -251,6 +263,8 @@ class TraceStore:
             def work(conn: sqlite3.Connection) -> int:
                 deleted = conn.execute("DELETE FROM observations WHERE start_ns < ?", (cutoff,))
                 conn.execute("DELETE FROM traces WHERE start_ns < ?", (cutoff,))
+                day = queries.day_start(cutoff)
+                conn.execute("DELETE FROM writer_usage WHERE day_ns < ?", (day,))
                 return int(deleted.rowcount)
 
             return in_transaction(connection, work)
@@ -311,8 +325,20 @@ class TraceStore:
 
     def usage_since(self, persona: str, since_ns: int | None = None) -> tuple[int, float]:
         """Tokens and known cost in USD of ``persona``'s generations since ``since_ns``."""
+        tokens, cost, _ = self.spent_since(persona, since_ns)
+        return tokens, cost
+
+    def spent_by_others(self, persona: str, since_ns: int, writer: str) -> tuple[int, float, int]:
+        """Tokens, known USD and calls of ``persona``'s generations since ``since_ns`` (a UTC
+        day boundary) that ``writer`` did not store: one snapshot, so exact however busy.
+        """
         name = _canonical(persona)
-        return self._run(lambda c: queries.usage_since(c, name, since_ns))
+        return self._run(lambda c: queries.spent_by_others(c, name, since_ns, writer))
+
+    def spent_since(self, persona: str, since_ns: int | None = None) -> tuple[int, float, int]:
+        """Tokens, known cost in USD and number of ``persona``'s generations since then."""
+        name = _canonical(persona)
+        return self._run(lambda c: queries.spent_since(c, name, since_ns))
 
     def stats(self) -> dict[str, Any]:
         """Path, size on disk (with the WAL), schema version, row counts, time covered."""
@@ -335,6 +361,16 @@ class TraceStore:
 SpanRows = tuple[tuple[Any, ...], tuple[Any, ...], bool]
 
 
+@dataclass(frozen=True)
+class Written:
+    """What :meth:`TraceStore.write_batch` wrote: the observation rows, and how many spans
+    of the batch could not be written.
+    """
+
+    observations: list[tuple[Any, ...]]
+    rejected: int
+
+
 def _identity(path: Path) -> tuple[int, int] | None:
     """The file's (device, inode), or None when there is no file at ``path``."""
     try:
@@ -344,39 +380,67 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return found.st_dev, found.st_ino
 
 
-def _writer(batch: Sequence[SpanRows]) -> Callable[[sqlite3.Connection], None]:
-    """Write ``batch`` (observation, trace row, is root) with a few multi-row statements."""
+def _writer(
+    batch: Sequence[SpanRows], writer: str | None, *, one_by_one: bool
+) -> Callable[[sqlite3.Connection], list[SpanRows]]:
+    """The work of one write transaction: ``batch`` (observation, trace row, is root) with a
+    few multi-row statements — or span by span, each in a savepoint, leaving the bad ones
+    out — then ``writer``'s usage of what was written. Returns the spans written.
+    """
 
-    def write(connection: sqlite3.Connection) -> None:
+    def write(connection: sqlite3.Connection) -> list[SpanRows]:
         from hypertool.instrumentation.store import rows
 
-        observations = [observation for observation, _, _ in batch]
-        rows.INSERT_OBSERVATION.run(connection, observations)
-        rows.UPSERT_PLACEHOLDER.run(connection, [trace for _, trace, root in batch if not root])
-        rows.UPSERT_ROOT.run(connection, [trace for _, trace, root in batch if root])
+        if one_by_one:
+            written = _one_by_one(connection, batch)
+        else:
+            written = list(batch)
+            rows.INSERT_OBSERVATION.run(connection, [observation for observation, _, _ in batch])
+            rows.UPSERT_PLACEHOLDER.run(connection, [trace for _, trace, root in batch if not root])
+            rows.UPSERT_ROOT.run(connection, [trace for _, trace, root in batch if root])
+        if writer is not None:
+            _add_usage(connection, writer, written)
+        return written
 
     return write
 
 
-def _one_by_one(batch: Sequence[SpanRows]) -> Callable[[sqlite3.Connection], int]:
-    """Write ``batch`` span by span, each in a savepoint; returns how many failed."""
+def _one_by_one(connection: sqlite3.Connection, batch: Sequence[SpanRows]) -> list[SpanRows]:
+    from hypertool.instrumentation.store import rows
 
-    def write(connection: sqlite3.Connection) -> int:
-        from hypertool.instrumentation.store import rows
+    written = []
+    for observation, trace, root in batch:
+        connection.execute("SAVEPOINT one_span")
+        try:
+            rows.INSERT_OBSERVATION.run(connection, [observation])
+            (rows.UPSERT_ROOT if root else rows.UPSERT_PLACEHOLDER).run(connection, [trace])
+        except (sqlite3.Error, ValueError, OverflowError) as exc:  # the row, not the store
+            if isinstance(exc, sqlite3.OperationalError):
+                raise  # locked, full, read-only, I/O: no row would fare better
+            connection.execute("ROLLBACK TO one_span")
+            logger.debug("trace store: span %s left out: %r", observation[0], exc)
+        else:
+            written.append((observation, trace, root))
+        connection.execute("RELEASE one_span")
+    return written
 
-        bad = 0
-        for observation, trace, root in batch:
-            connection.execute("SAVEPOINT one_span")
-            try:
-                rows.INSERT_OBSERVATION.run(connection, [observation])
-                (rows.UPSERT_ROOT if root else rows.UPSERT_PLACEHOLDER).run(connection, [trace])
-            except (sqlite3.Error, ValueError, OverflowError) as exc:  # the row, not the store
-                if isinstance(exc, sqlite3.OperationalError):
-                    raise  # locked, full, read-only, I/O: no row would fare better
-                connection.execute("ROLLBACK TO one_span")
-                bad += 1
-                logger.debug("trace store: span %s left out: %r", observation[0], exc)
-            connection.execute("RELEASE one_span")
-        return bad
 
-    return write
+def _add_usage(connection: sqlite3.Connection, writer: str, written: Sequence[SpanRows]) -> None:
+    """Add the generations of ``written`` to ``writer``'s usage per persona and UTC day."""
+    usage: dict[tuple[str, int], list[Any]] = {}
+    for observation, _, _ in written:
+        if observation[_TYPE] != "generation" or observation[_PERSONA] is None:
+            continue
+        key = (observation[_PERSONA], queries.day_start(int(observation[_START])))
+        counted = usage.setdefault(key, [0, 0.0, 0])
+        counted[0] += observation[_TOTAL] or 0
+        counted[1] += observation[_COST] or 0.0
+        counted[2] += 1
+    if usage:
+        connection.executemany(
+            "INSERT INTO writer_usage (writer, persona, day_ns, tokens, cost_usd, calls) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (writer, persona, day_ns) DO UPDATE SET "
+            "tokens = tokens + excluded.tokens, cost_usd = cost_usd + excluded.cost_usd, "
+            "calls = calls + excluded.calls",
+            [(writer, persona, day, *counted) for (persona, day), counted in usage.items()],
+        )
