@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/streaming.py
 	$(BIN)/python benchmarks/store.py
+	$(BIN)/python benchmarks/budgets.py
 
 faults: $(STAMP)
 	$(BIN)/python benchmarks/faults.py

@@ -369,11 +369,12 @@ class BudgetLedger:
 
     def _settle(self, reservation: _Reservation, tokens: int | None, cost: float | None) -> None:
         with self._lock:
-            if reservation.open:
+            settled = reservation.open
+            if settled:
                 reservation.open = False
                 self._unreserve(reservation)
             self._give_back_abandoned()
-        if tokens is not None:
+        if settled and tokens is not None:
             self.record(reservation.persona, tokens, cost)
 
     # -- recording -------------------------------------------------------------------------
