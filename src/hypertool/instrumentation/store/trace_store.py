@@ -437,10 +437,11 @@ def _add_usage(connection: sqlite3.Connection, writer: str, written: Sequence[Sp
         counted[1] += observation[_COST] or 0.0
         counted[2] += 1
     if usage:
-        connection.executemany(
-            "INSERT INTO writer_usage (writer, persona, day_ns, tokens, cost_usd, calls) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (writer, persona, day_ns) DO UPDATE SET "
-            "tokens = tokens + excluded.tokens, cost_usd = cost_usd + excluded.cost_usd, "
-            "calls = calls + excluded.calls",
+        from hypertool.instrumentation.store import rows
+
+        # One statement, whatever the number of personas: each statement step may wait for the
+        # GIL behind the application's threads (see rows.MultiRow).
+        rows.UPSERT_WRITER_USAGE.run(
+            connection,
             [(writer, persona, day, *counted) for (persona, day), counted in usage.items()],
         )
