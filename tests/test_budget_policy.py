@@ -703,3 +703,12 @@ def test_reset_forgets_what_others_had_spent_until_then(clock: Clock) -> None:
     others[0] = 70
     clock.now += 2_000_000_000
     assert ledger.used("daily") == 20  # only what others spent since the reset
+
+
+def test_the_refresh_bound_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, cleanup: list[LangfuseIntegration]
+) -> None:
+    monkeypatch.setenv("HYPERTOOL_BUDGET_REFRESH_SECONDS", "0.25")
+    integration = LangfuseIntegration()
+    cleanup.append(integration)
+    assert integration.budgets.refresh_s == 0.25

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hypertool.instrumentation.budget import period_start_ns
-from hypertool.instrumentation.store import SCHEMA_VERSION, StoreExporter, TraceStore, trace_store
+from hypertool.instrumentation.store import SCHEMA_VERSION, StoreExporter, TraceStore, writes
 from hypertool.instrumentation.store import exporter as exporter_module
 from hypertool.instrumentation.store.rows import OBSERVATION_COLUMNS
 from hypertool.instrumentation.store.schema import APPLICATION_ID, MIGRATIONS
@@ -31,8 +31,8 @@ def generations(persona: str, count: int, tokens: int = 10, cost: float = 0.01) 
 
 def test_row_positions_match_the_columns() -> None:
     columns = ("type", "persona", "total_tokens", "cost_usd", "start_ns")
-    positions = (trace_store._TYPE, trace_store._PERSONA, trace_store._TOTAL)
-    positions += (trace_store._COST, trace_store._START)
+    positions = (writes._TYPE, writes._PERSONA, writes._TOTAL)
+    positions += (writes._COST, writes._START)
     assert positions == tuple(OBSERVATION_COLUMNS.index(column) for column in columns)
 
 

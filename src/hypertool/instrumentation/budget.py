@@ -278,11 +278,14 @@ class BudgetLedger:
             if account.reading or now - account.read_at < self.refresh_s:
                 return
             account.reading = True
-        found = self._read_history(name, account.period_start, first=False)
-        with self._lock:
-            account.reading = False
-            if found is not None:
-                account.others, account.read_at = found, now
+        found = None
+        try:
+            found = self._read_history(name, account.period_start, first=False)
+        finally:
+            with self._lock:
+                account.reading = False
+                if found is not None:
+                    account.others, account.read_at = found, now
 
     def _give_back_abandoned(self) -> None:
         """Release reservations that were dropped unsettled (call with the lock held)."""

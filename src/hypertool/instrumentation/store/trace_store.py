@@ -17,7 +17,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -39,6 +38,7 @@ from hypertool.instrumentation.store.schema import (
     store_error,
     with_retry,
 )
+from hypertool.instrumentation.store.writes import SpanRows, Written, writer_work
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
@@ -46,8 +46,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 DEFAULT_BUSY_TIMEOUT_MS = 5_000
-# Positions in an observation row (store.rows.OBSERVATION_COLUMNS; a test keeps them equal).
-_TYPE, _PERSONA, _TOTAL, _COST, _START = 3, 5, 12, 14, 15
 _PURGE_INTERVAL_S = 3600.0
 _DAY_NS = 86_400 * 10**9
 
@@ -217,13 +215,13 @@ class TraceStore:
         written = batch
         if batch:
             try:
-                self._run(lambda c: in_transaction(c, _writer(batch, writer, one_by_one=False)))
+                self._run(lambda c: in_transaction(c, writer_work(batch, writer, one_by_one=False)))
             except (StoreLockedError, OSError):
                 raise
             except Exception as exc:
                 # Perhaps one bad row: write them one by one, each in a savepoint.
                 written = self._run(
-                    lambda c: in_transaction(c, _writer(batch, writer, one_by_one=True))
+                    lambda c: in_transaction(c, writer_work(batch, writer, one_by_one=True))
                 )
                 if not written:
                     raise store_error(self.path, exc) from exc
@@ -358,19 +356,6 @@ class TraceStore:
         }
 
 
-SpanRows = tuple[tuple[Any, ...], tuple[Any, ...], bool]
-
-
-@dataclass(frozen=True)
-class Written:
-    """What :meth:`TraceStore.write_batch` wrote: the observation rows, and how many spans
-    of the batch could not be written.
-    """
-
-    observations: list[tuple[Any, ...]]
-    rejected: int
-
-
 def _identity(path: Path) -> tuple[int, int] | None:
     """The file's (device, inode), or None when there is no file at ``path``."""
     try:
@@ -378,70 +363,3 @@ def _identity(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return found.st_dev, found.st_ino
-
-
-def _writer(
-    batch: Sequence[SpanRows], writer: str | None, *, one_by_one: bool
-) -> Callable[[sqlite3.Connection], list[SpanRows]]:
-    """The work of one write transaction: ``batch`` (observation, trace row, is root) with a
-    few multi-row statements — or span by span, each in a savepoint, leaving the bad ones
-    out — then ``writer``'s usage of what was written. Returns the spans written.
-    """
-
-    def write(connection: sqlite3.Connection) -> list[SpanRows]:
-        from hypertool.instrumentation.store import rows
-
-        if one_by_one:
-            written = _one_by_one(connection, batch)
-        else:
-            written = list(batch)
-            rows.INSERT_OBSERVATION.run(connection, [observation for observation, _, _ in batch])
-            rows.UPSERT_PLACEHOLDER.run(connection, [trace for _, trace, root in batch if not root])
-            rows.UPSERT_ROOT.run(connection, [trace for _, trace, root in batch if root])
-        if writer is not None:
-            _add_usage(connection, writer, written)
-        return written
-
-    return write
-
-
-def _one_by_one(connection: sqlite3.Connection, batch: Sequence[SpanRows]) -> list[SpanRows]:
-    from hypertool.instrumentation.store import rows
-
-    written = []
-    for observation, trace, root in batch:
-        connection.execute("SAVEPOINT one_span")
-        try:
-            rows.INSERT_OBSERVATION.run(connection, [observation])
-            (rows.UPSERT_ROOT if root else rows.UPSERT_PLACEHOLDER).run(connection, [trace])
-        except (sqlite3.Error, ValueError, OverflowError) as exc:  # the row, not the store
-            if isinstance(exc, sqlite3.OperationalError):
-                raise  # locked, full, read-only, I/O: no row would fare better
-            connection.execute("ROLLBACK TO one_span")
-            logger.debug("trace store: span %s left out: %r", observation[0], exc)
-        else:
-            written.append((observation, trace, root))
-        connection.execute("RELEASE one_span")
-    return written
-
-
-def _add_usage(connection: sqlite3.Connection, writer: str, written: Sequence[SpanRows]) -> None:
-    """Add the generations of ``written`` to ``writer``'s usage per persona and UTC day."""
-    usage: dict[tuple[str, int], list[Any]] = {}
-    for observation, _, _ in written:
-        if observation[_TYPE] != "generation" or observation[_PERSONA] is None:
-            continue
-        key = (observation[_PERSONA], queries.day_start(int(observation[_START])))
-        counted = usage.setdefault(key, [0, 0.0, 0])
-        counted[0] += observation[_TOTAL] or 0
-        counted[1] += observation[_COST] or 0.0
-        counted[2] += 1
-    if usage:
-        from hypertool.instrumentation.store import rows
-
-        # One statement, whatever the number of personas: each statement step may wait for the
-        # GIL behind the application's threads (see rows.MultiRow).
-        rows.UPSERT_WRITER_USAGE.run(
-            connection,
-            [(writer, persona, day, *counted) for (persona, day), counted in usage.items()],
-        )
