@@ -42,6 +42,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E4
 
 from hypertool.instrumentation import LangfuseIntegration  # noqa: E402
 from hypertool.instrumentation import openai as openai_instrumentation  # noqa: E402
+from hypertool.instrumentation.capture.providers import openai as openai_provider  # noqa: E402
 from hypertool.instrumentation.capture.providers.patching import Instrumentation  # noqa: E402
 from hypertool.instrumentation.capture.streams import StreamOutcome, observe_stream  # noqa: E402
 
@@ -104,9 +105,9 @@ def in_memory(rounds: int, n: int) -> tuple[dict[str, float], float]:
     chunks = fake_chunks(n)
     integration = LangfuseIntegration(exporters={"memory": InMemorySpanExporter()})
     instrumentation = Instrumentation(
-        openai_instrumentation.PROVIDER, integration, "benchmark", "benchmark"
+        openai_provider.PROVIDER, lambda: integration, "benchmark", "benchmark"
     )
-    provider = openai_instrumentation.PROVIDER
+    provider = openai_provider.PROVIDER
 
     def bare() -> int:
         return consume(iter(chunks))
@@ -117,7 +118,7 @@ def in_memory(rounds: int, n: int) -> tuple[dict[str, float], float]:
                 iter(chunks),
                 _ignore,
                 is_token=provider.is_token,
-                hide=openai_instrumentation._is_usage_only,
+                hide=openai_provider._is_usage_only,
             )
         )
 
@@ -163,7 +164,7 @@ def through_sdk(rounds: int, n: int) -> dict[str, float] | None:
         import openai
     except ImportError:
         return None
-    from providers.fake_servers import FakeProviderServer, openai_stream
+    from support.fake_servers import FakeProviderServer, openai_stream
 
     pieces = tuple(f"tok{i} " for i in range(n - 3))
     with FakeProviderServer(lifetime_s=600) as server:

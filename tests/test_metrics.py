@@ -362,6 +362,43 @@ def test_attached_collector_counts_each_call_once(
     assert value(registry, "hypertool_llm_requests_total", **labels, status="success") == 3
 
 
+def test_remaining_budget_gauge_reads_the_integrations_ledger(
+    registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """One ledger: the gauge follows the integration's period and the store's history."""
+    personas = PersonaRegistry(
+        [Persona(name="nightly", tokenBudget=1_000, budgetPeriod="day")]  # type: ignore[call-arg]
+    )
+    monkeypatch.setenv("HYPERTOOL_STORE", str(tmp_path / "store.db"))
+    earlier = LangfuseIntegration(personas=personas)  # an earlier process today
+    earlier.create_generation(
+        earlier.start_trace("t", "nightly"),
+        "g",
+        "gpt-4o",
+        "p",
+        "c",
+        usage={"input": 300, "output": 100},
+    )
+    assert earlier.flush(5.0)
+    earlier.shutdown()
+
+    integration = LangfuseIntegration(personas=personas)
+    collector = PersonaMetricsCollector(registry=registry).attach(integration)
+    assert collector.budgets is integration.budgets
+    remaining = "hypertool_persona_token_budget_remaining"
+    assert value(registry, remaining, persona="nightly") == 600  # the store's 400 tokens count
+    wrapped = ObservableLLM(
+        lambda p: provider_response(50, 50), model="gpt-4o", langfuse=integration
+    )
+    wrapped("q", persona="nightly")
+    integration.flush(5.0)
+    assert value(registry, remaining, persona="nightly") == 500
+    assert (
+        collector.get_remaining_budget("nightly") == integration.budgets.remaining("nightly") == 500
+    )
+    integration.shutdown()
+
+
 def test_failed_call_counts_as_error(
     registry: CollectorRegistry,
     collector: PersonaMetricsCollector,

@@ -20,7 +20,7 @@ from hypertool.instrumentation import (
     canonical_name,
     load_personas,
 )
-from hypertool.instrumentation.personas import _equivalence_key
+from hypertool.instrumentation.persona_names import _equivalence_key
 
 BUILTIN = {
     "backend-engineer",

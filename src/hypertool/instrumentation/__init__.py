@@ -50,7 +50,7 @@ _MODULES: dict[str, str] = {
     "LangfuseIntegration": "hypertool.instrumentation.integration",
     "ModelPrice": "hypertool.instrumentation.pricing",
     "ObservableLLM": "hypertool.instrumentation.observable",
-    "Persona": "hypertool.instrumentation.personas",
+    "Persona": "hypertool.instrumentation.persona_file",
     "PersonaError": "hypertool.instrumentation.personas",
     "PersonaMetricsCollector": "hypertool.instrumentation.metrics",
     "PersonaRegistry": "hypertool.instrumentation.personas",

@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dotenv import dotenv_values
-
 LANGFUSE_PUBLIC_KEY = "LANGFUSE_PUBLIC_KEY"
 LANGFUSE_SECRET_KEY = "LANGFUSE_SECRET_KEY"
 LANGFUSE_HOST = "LANGFUSE_HOST"
@@ -75,6 +73,8 @@ def environment() -> dict[str, str]:
     merged: dict[str, str] = {}
     dotenv = Path.cwd() / ".env"
     if dotenv.is_file():
+        from dotenv import dotenv_values  # only when there is a file to read
+
         merged.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
     merged.update(os.environ)
     return merged

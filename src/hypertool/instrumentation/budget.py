@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, NamedTuple
 
+from hypertool.instrumentation._fork import reset_in_child
 from hypertool.instrumentation.personas import PersonaRegistry, builtin_personas, canonical_name
 
 logger = logging.getLogger("hypertool.instrumentation")
@@ -134,6 +135,7 @@ class _Reservation:
     persona: str
     tokens: int
     cost: float
+    epoch: int
     open: bool = True
 
     def settle(self, tokens: int, cost_usd: float | None) -> None:
@@ -210,11 +212,27 @@ class BudgetLedger:
         self._accounts: dict[str, _Account] = {}
         self._means: dict[str, _Mean] = {}
         self._abandoned: deque[_Reservation] = deque()
+        self._epoch = 0  # a fork starts a new one: reservations before it are the parent's
         self._lock = threading.Lock()
+        reset_in_child(self, BudgetLedger._after_fork)
         # admit() runs before every instrumented call: with no "block" policy it does nothing.
         self._any_blocking = policy == "block" or any(
             persona.budget_policy == "block" for persona in self.personas.values()
         )
+
+    def _after_fork(self) -> None:
+        # A parent thread may have held the lock at fork: the child's is new. The calls in
+        # flight were the parent's: their reservations are not the child's to wait for. The
+        # usage so far is kept (it is this process's history too), except where the store
+        # shares it: there the child is another writer, and reads the parent's from the store.
+        self._lock = threading.Lock()
+        self._epoch += 1
+        self._abandoned = deque()
+        for name, account in self._accounts.items():
+            account.reserved_tokens, account.reserved_cost, account.in_flight = 0, 0.0, 0
+            account.reading = False
+            if self._uses_history(name):
+                account.tokens, account.cost, account.read_at = 0, 0.0, -math.inf
 
     # -- settings per persona --------------------------------------------------------------
     def budget(self, persona: str) -> int | None:
@@ -296,8 +314,9 @@ class BudgetLedger:
                 break
             self._unreserve(reservation)
 
-    @staticmethod
-    def _unreserve(reservation: _Reservation) -> None:
+    def _unreserve(self, reservation: _Reservation) -> None:
+        if reservation.epoch != self._epoch:  # made before a fork, in the parent
+            return
         account = reservation.account
         account.reserved_tokens -= reservation.tokens
         account.reserved_cost -= reservation.cost
@@ -342,7 +361,7 @@ class BudgetLedger:
                 account.reserved_tokens += tokens
                 account.reserved_cost += usd
                 account.in_flight += 1
-                return _Reservation(self, account, name, tokens, usd)
+                return _Reservation(self, account, name, tokens, usd, self._epoch)
         if over_tokens:
             raise BudgetExceededError(name, used, budget or 0, reserved=reserved)
         assert cost_budget is not None

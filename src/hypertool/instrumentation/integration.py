@@ -5,28 +5,29 @@ pipeline (:mod:`~hypertool.instrumentation.export`), the local store
 (:mod:`~hypertool.instrumentation.store`), the recorder thread and recorders
 (:mod:`~hypertool.instrumentation.recording`), and the budget ledger, and lends itself to
 capture (:mod:`~hypertool.instrumentation.capture`) as the target calls are handed to.
+
+Lifetimes: nothing of the library holds an integration strongly (its threads, the exit hook
+and the fork registry hold weak references), so one dropped without :meth:`shutdown` is
+collected; what it still had pending is then delivered from a short-lived thread (within the
+exit timeout) and its threads and files end. At process exit (and at the exit of a
+``multiprocessing`` child) every live integration is shut down.
 """
 
 from __future__ import annotations
 
-import atexit
+import functools
 import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, cast
-
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter
-from prometheus_client import REGISTRY, CollectorRegistry
+from typing import TYPE_CHECKING, Any, cast
 
 from hypertool.instrumentation._config import Settings, load_settings, mask_secret
+from hypertool.instrumentation._fork import at_exit, on_fork_in_child
 from hypertool.instrumentation._log import enable_debug_logging, forget_warnings, logger, warn_once
 from hypertool.instrumentation.budget import BudgetLedger, History, Period, Policy
 from hypertool.instrumentation.export.drops import dropped_spans_counter, start_at_zero
-from hypertool.instrumentation.export.pipeline import Pipeline
-from hypertool.instrumentation.export.sinks import build_sinks
 from hypertool.instrumentation.masking import MaskFunction, chain
 from hypertool.instrumentation.model.handles import GenerationContext, SpanContext, TraceContext
 from hypertool.instrumentation.model.records import (
@@ -50,10 +51,19 @@ from hypertool.instrumentation.personas import (
 from hypertool.instrumentation.pricing import PriceTable, load_prices
 from hypertool.instrumentation.recording.deferred import DeferredWork
 from hypertool.instrumentation.recording.recorder import Cleaner, GenerationRecorder
-from hypertool.instrumentation.recording.spans import to_ns
+from hypertool.instrumentation.recording.spans import FinishedSpans, to_ns
 from hypertool.instrumentation.recording.traces import TraceRecorder
-from hypertool.instrumentation.store import DELIVERY_INTERVAL_S as STORE_DELIVERY_INTERVAL_S
-from hypertool.instrumentation.store import StoreError, StoreExporter
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from prometheus_client import CollectorRegistry
+
+    from hypertool.instrumentation.export.pipeline import Pipeline
+
+
+EXIT_RESERVE_S = 0.2
+"""Of the exit timeout, what process exit keeps for closing sinks and interpreter teardown."""
 
 
 class LangfuseIntegration:
@@ -126,43 +136,67 @@ class LangfuseIntegration:
         self.prices = prices if prices is not None else PriceTable()
         if prices is None and settings.prices_file:
             self.prices = self.prices.with_overrides(load_prices(settings.prices_file))
-        self.metrics_registry = metrics_registry if metrics_registry is not None else REGISTRY
+        self._metrics_registry = metrics_registry
         sinks, history = self._build_sinks(exporters or {})
         self._deferred = DeferredWork(settings.queue_size)
+        # The OpenTelemetry SDK and the sinks are imported here, when an integration is built,
+        # so that importing the package stays light.
+        from hypertool.instrumentation.export.pipeline import Pipeline
+        from hypertool.instrumentation.store import DELIVERY_INTERVAL_S as STORE_INTERVAL_S
+
         self._pipeline: Pipeline | None = (
             Pipeline(
                 sinks,
                 queue_size=settings.queue_size,
                 exit_timeout=settings.exit_timeout,
-                on_drop=(self._count_dropped,),
+                # Not a bound method: the pipeline must not keep the integration alive.
+                on_drop=(functools.partial(_count_dropped, self.metrics_registry),),
                 tracer_provider=tracer_provider,
-                schedule_delays={"store": STORE_DELIVERY_INTERVAL_S},
+                schedule_delays={"store": STORE_INTERVAL_S},
             )
             if sinks
             else None
         )
-        start_at_zero(self.metrics_registry, sinks)
+        if sinks:  # known label values start at 0, so increase() sees the first drop
+            start_at_zero(self.metrics_registry, sinks)
         tracer = self._pipeline.tracer if self._pipeline else None
+        deferred = self._deferred
+
+        def sync() -> None:  # not self.drain: the ledger must not keep the integration alive
+            deferred.drain()
+
         self.budgets = BudgetLedger(
             personas,
             period=cast(Period, settings.budget_period),
             policy=cast(Policy, settings.budget_policy),
             history=history,
-            sync=self.drain,
+            sync=sync,
             refresh_s=settings.budget_refresh_s,
         )
         clean = Cleaner(chain(mask), settings.max_field_chars)
-        self._generations = GenerationRecorder(tracer, self.prices, self.budgets, clean)
+        finished = None
+        if self._pipeline is not None and self._pipeline.own_provider:
+            pipeline = self._pipeline
+            finished = FinishedSpans(pipeline.emit, pipeline.provider.resource, pipeline.scope)
+        self._generations = GenerationRecorder(tracer, self.prices, self.budgets, clean, finished)
         self._traces = TraceRecorder(tracer, clean, self, self.trace_url)
-        ref = weakref.ref(self)
-        # Weakly referenced: a bound method would keep every integration alive until exit.
-        self._atexit = lambda: (i := ref()) is not None and i.shutdown()
-        atexit.register(self._atexit)
+        # Collected without shutdown(): finish the pending work elsewhere. The finalizer holds
+        # the queue and the pipeline, never the integration (items waiting in the queue refer
+        # to it, so it is only collected once they are recorded).
+        self._finalizer = weakref.finalize(
+            self, _release, self._deferred, self._pipeline, settings.exit_timeout
+        )
+        self._finalizer.atexit = False  # exit shuts live integrations down (_shutdown_all)
+        _live.add(self)
+        at_exit(_shutdown_all)
 
     def _build_sinks(
         self, exporters: Mapping[str, SpanExporter]
     ) -> tuple[dict[str, SpanExporter], History | None]:
         """The sinks from the settings and ``exporters``, and the store's usage history."""
+        from hypertool.instrumentation.export.sinks import build_sinks
+        from hypertool.instrumentation.store import StoreError, StoreExporter
+
         settings = self.settings
         sinks = build_sinks(settings)
         self.enabled = "langfuse" in sinks
@@ -216,8 +250,14 @@ class LangfuseIntegration:
             f"secret_key={mask_secret(self.settings.secret_key)!r}, sinks={self.sinks})"
         )
 
-    def _count_dropped(self, sink: str, count: int) -> None:
-        dropped_spans_counter(self.metrics_registry).labels(sink).inc(count)
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        """The Prometheus registry dropped spans are counted in."""
+        if self._metrics_registry is None:
+            from prometheus_client import REGISTRY  # not with the package: it is heavy
+
+            return REGISTRY
+        return self._metrics_registry
 
     def add_listener(self, listener: GenerationListener) -> None:
         """Tell ``listener`` of every generation recorded from now on (metrics, stores)."""
@@ -414,24 +454,73 @@ class LangfuseIntegration:
             logger.debug("flush failed", exc_info=True)
             return False
 
+    def _exit_budget(self) -> float:
+        """Seconds the exit hook may deliver for: the exit timeout bounds the whole exit, so
+        a little of it is left for closing the sinks and the interpreter's own teardown.
+        """
+        timeout = self.settings.exit_timeout
+        return max(timeout - min(EXIT_RESERVE_S, timeout / 2), 0.0)
+
     def shutdown(self, timeout: float | None = None) -> bool:
         """Record what is pending and flush, for at most ``timeout`` seconds together (the exit
         timeout by default), and stop; runs at process exit too. Generations still unrecorded
         when the time runs out are counted as dropped by every sink.
         """
-        atexit.unregister(self._atexit)
+        self._finalizer.detach()
+        _live.discard(self)
         budget = max(self.settings.exit_timeout if timeout is None else timeout, 0.0)
-        deadline = time.monotonic() + budget
-        recorded = self._deferred.drain(budget)
-        left = 0 if recorded else self._deferred.discard()
-        if self._pipeline is None:
-            return recorded
-        self._pipeline.count_dropped(left)
-        return self._pipeline.close(deadline - time.monotonic()) and recorded
+        return _close(self._deferred, self._pipeline, budget)
+
+
+def _count_dropped(registry: CollectorRegistry, sink: str, count: int) -> None:
+    dropped_spans_counter(registry).labels(sink).inc(count)
+
+
+def _close(deferred: DeferredWork, pipeline: Pipeline | None, timeout: float) -> bool:
+    """Record what is pending and deliver it, within ``timeout`` seconds together; stop."""
+    deadline = time.monotonic() + timeout
+    recorded = deferred.drain(timeout)
+    left = 0 if recorded else deferred.discard()
+    if pipeline is None:
+        return recorded
+    pipeline.count_dropped(left)
+    return pipeline.close(deadline - time.monotonic()) and recorded
+
+
+def _release(deferred: DeferredWork, pipeline: Pipeline | None, timeout: float) -> None:
+    """An integration was collected without shutdown(): close it off the collecting thread
+    (possibly the caller's); not a daemon, so process exit waits for it, within ``timeout``.
+    """
+    try:
+        threading.Thread(
+            target=_close, args=(deferred, pipeline, timeout), name="hypertool-release"
+        ).start()
+    except RuntimeError:  # interpreter shutdown: no new threads; count what is left
+        _close(deferred, pipeline, 0.0)
+
+
+_live: weakref.WeakSet[LangfuseIntegration] = weakref.WeakSet()
+
+
+def _shutdown_all() -> None:
+    """At exit: shut every live integration down (each within its exit timeout)."""
+    for integration in list(_live):
+        try:
+            integration.shutdown(integration._exit_budget())
+        except Exception:
+            logger.debug("shutdown at exit failed", exc_info=True)
 
 
 _default: LangfuseIntegration | None = None
 _default_lock = threading.Lock()
+
+
+def _fresh_default_lock() -> None:
+    global _default_lock
+    _default_lock = threading.Lock()
+
+
+on_fork_in_child(_fresh_default_lock)
 
 
 def get_langfuse_integration() -> LangfuseIntegration:

@@ -156,7 +156,10 @@ async def run_release_workflow(
     out(f"   Total tokens: {sum(result.tokens_by_persona.values())}")
     out(f"   Trace: {trace.trace_id}")
     if "store" in langfuse.sinks:
-        out("   Local store: see it with `hypertool report --by persona` or `hypertool trace ID`")
+        out(
+            "   Local store: browse it with `.venv/bin/hypertool ui` "
+            "(or `hypertool report --by persona`, `hypertool trace ID`)"
+        )
     out("")
     out("✅ Package Release Workflow Complete!")
     out("")

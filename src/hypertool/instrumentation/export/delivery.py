@@ -4,6 +4,17 @@ OpenTelemetry's ``BatchSpanProcessor`` drops spans silently when its queue is fu
 ``force_flush`` ignores the timeout (measured: 5 s per queued batch against a hanging endpoint).
 This processor keeps the same exporter interface but counts every span it cannot deliver and
 never makes the caller wait longer than asked.
+
+Accounting is exact per sink: every span handed in is counted once, as exported or as dropped.
+An exporter with ``export_partial`` — the local store — may write part of a batch and says how
+many spans it could not write: exactly those are dropped. A batch still in the exporter's hands
+when :meth:`DeliveryProcessor.close` gives up is decided once: close counts it as dropped
+unless the exporter already claimed it (``export_partial`` claims a batch just before making
+it durable and abandons it when close was first), and a late answer is then ignored.
+
+The export thread holds the processor weakly (a processor nobody holds ends its thread) and is
+started on the first span; in a forked child the queue starts empty (the parent's spans are the
+parent's to deliver, and are not counted by the child), with new locks, counters and thread.
 """
 
 from __future__ import annotations
@@ -11,35 +22,39 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from hypertool.instrumentation._fork import reset_in_child
 
 logger = logging.getLogger("hypertool.instrumentation")
 
 DropListener = Callable[[str, int], None]
 """Called with (sink name, number of spans) whenever spans are dropped."""
 
+_REPORT_INTERVAL_S = 60.0
+# How long close() lets a batch the exporter already claimed finish committing (a local
+# SQLite commit: milliseconds).
+_CLAIMED_WAIT_S = 1.0
+EXPORT_THREAD_PREFIX = "hypertool-export-"
 
-@runtime_checkable
-class PartialExporter(Protocol):
-    """An exporter that may write part of a batch and says how much it could not write.
 
-    The local store's exporter is one: a span it cannot store costs that span, not its batch.
-    The processor calls :meth:`export_partial` instead of ``export`` and counts exactly the
-    spans left out as dropped (delivered + dropped = made, per sink).
+class PartialExport(Protocol):
+    """``export_partial`` of an exporter that may write part of a batch (a span it cannot
+    take costs that span, not its batch) and can abandon a batch until its last step.
     """
 
-    def export_partial(self, spans: Sequence[ReadableSpan]) -> int:
-        """Export ``spans``; return how many were not delivered (0 to ``len(spans)``)."""
-
-
-_REPORT_INTERVAL_S = 60.0
-EXPORT_THREAD_PREFIX = "hypertool-export-"
+    def __call__(self, spans: Sequence[ReadableSpan], claim: Callable[[], bool]) -> int:
+        """Export ``spans``; call ``claim()`` just before they become durable, and when it
+        returns False abandon them (roll back). Returns how many were not delivered
+        (0 to ``len(spans)``; all of them when abandoned or failed).
+        """
 
 
 class _FlushMarker:
@@ -78,29 +93,34 @@ class DeliveryProcessor(SpanProcessor):
     ) -> None:
         self.sink = sink
         self._exporter = exporter
-        self._export_partial = (
-            exporter.export_partial if isinstance(exporter, PartialExporter) else None
-        )
         self._max_queue_size = max_queue_size
         self._max_batch_size = max_batch_size
         self._schedule_delay = schedule_delay
         self._on_drop = list(on_drop)
         self._only_scope = only_scope
-        self._queue: deque[ReadableSpan | _FlushMarker] = deque()
-        self._wake = threading.Event()
+        self._export_partial: PartialExport | None = getattr(exporter, "export_partial", None)
         self._stopping = False
         self._closed = False
-        self._in_flight = 0
+        self._fresh_state()
+        reset_in_child(self, DeliveryProcessor._fresh_state)
+
+    def _fresh_state(self) -> None:
+        """The queue, locks, counters and thread of a new processor, or of a forked child."""
+        self._queue: deque[ReadableSpan | _FlushMarker] = deque()
+        self._wake = threading.Event()
         self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        # Spans of the batch in the exporter's hands whose fate is not decided yet; 0 once
+        # close() counted them. ``_claimed``: the exporter made them its own (close waits not).
+        self._in_flight = 0
+        self._claimed = False
+        self._settled = threading.Event()
         self.exported = 0
         self.dropped = 0
         self._dropped_at_flush = 0
         self._unreported = 0
         self._last_report = 0.0
-        self._thread = threading.Thread(
-            target=self._run, name=f"{EXPORT_THREAD_PREFIX}{sink}", daemon=True
-        )
-        self._thread.start()
 
     # -- SpanProcessor -------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -113,11 +133,14 @@ class DeliveryProcessor(SpanProcessor):
             or span.instrumentation_scope.name != self._only_scope
         ):
             return
-        if self._stopping or len(self._queue) >= self._max_queue_size:
+        queue = self._queue
+        if self._stopping or len(queue) >= self._max_queue_size:
             self._drop(1)
             return
-        self._queue.append(span)
-        if len(self._queue) >= self._max_batch_size:
+        queue.append(span)
+        if self._thread is None:
+            self._start()
+        elif len(queue) >= self._max_batch_size:
             self._wake.set()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -150,7 +173,9 @@ class DeliveryProcessor(SpanProcessor):
             :meth:`wait_flushed`. Several sinks can so be flushed at once under one deadline.
 
         """
-        if not self._thread.is_alive():
+        if self._thread is None and self._queue and not self._stopping:
+            self._start()
+        if self._thread is None or not self._thread.is_alive():
             return None
         marker = _FlushMarker()
         self._queue.append(marker)
@@ -204,9 +229,14 @@ class DeliveryProcessor(SpanProcessor):
         self._stopping = True
         self._wake.set()
         with self._lock:
-            # A batch still in the exporter's hands when we give up is lost at exit: count it.
+            # A batch still in the exporter's hands when we give up is lost at exit: count it,
+            # once (its late answer is ignored), unless the exporter claimed it already.
             self._closed = True
-            left, self._in_flight = self._in_flight, 0
+            left, committing = 0, self._settled if self._claimed else None
+            if committing is None:
+                left, self._in_flight = self._in_flight, 0
+        if committing is not None:  # a claimed batch is being committed: a moment, let it end
+            committing.wait(_CLAIMED_WAIT_S)
         while self._queue:
             try:
                 item = self._queue.popleft()
@@ -251,11 +281,30 @@ class DeliveryProcessor(SpanProcessor):
             self.dropped,
         )
 
-    def _run(self) -> None:
-        while not self._stopping:
-            self._wake.wait(self._schedule_delay)
-            self._wake.clear()
-            self._drain()
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is not None:
+                return
+            thread = threading.Thread(
+                target=_deliver_forever,
+                args=(weakref.ref(self), self._wake, self._schedule_delay),
+                name=f"{EXPORT_THREAD_PREFIX}{self.sink}",
+                daemon=True,
+            )
+            try:
+                thread.start()
+            except RuntimeError:  # interpreter shutdown: close() counts what is queued
+                logger.debug("cannot start the %s export thread", self.sink, exc_info=True)
+                return
+            self._thread = thread
+
+    def _claim(self) -> bool:
+        """The exporter's last word before the batch becomes durable: False if close() won."""
+        with self._lock:
+            if not self._in_flight:
+                return False
+            self._claimed = True
+            return True
 
     def _drain(self) -> None:
         batch: list[ReadableSpan] = []
@@ -281,23 +330,41 @@ class DeliveryProcessor(SpanProcessor):
         with self._lock:
             closed = self._closed
             if not closed:
-                self._in_flight = len(batch)
+                self._in_flight, self._claimed = len(batch), False
+                self._settled = settled = threading.Event()
         if closed:  # taken off the queue just before close(): nobody counted these yet
             self._drop(len(batch))
             return
         try:
             if self._export_partial is not None:
-                lost = min(max(int(self._export_partial(batch)), 0), len(batch))
+                lost = min(max(int(self._export_partial(batch, self._claim)), 0), len(batch))
             else:
                 result = self._exporter.export(batch)
                 lost = 0 if result is SpanExportResult.SUCCESS else len(batch)
         except Exception:
             logger.debug("exporter for the %s sink raised", self.sink, exc_info=True)
             lost = len(batch)
-        with self._lock:
-            if self._closed:  # already counted by close()
-                return
-            self._in_flight = 0
-        self.exported += len(batch) - lost
-        if lost:
-            self._drop(lost)
+        try:
+            with self._lock:
+                if not self._in_flight:  # close() counted it as dropped already
+                    return
+                self._in_flight, self._claimed = 0, False
+                self.exported += len(batch) - lost
+            if lost:
+                self._drop(lost)
+        finally:
+            settled.set()
+
+
+def _deliver_forever(
+    ref: weakref.ref[DeliveryProcessor], wake: threading.Event, delay: float
+) -> None:
+    """The export thread: holds its processor only while draining, so it can be collected."""
+    while True:
+        wake.wait(delay)
+        wake.clear()
+        processor = ref()
+        if processor is None or processor._stopping:
+            return
+        processor._drain()
+        del processor

@@ -1,12 +1,19 @@
-"""The counter of spans a sink could not deliver, shared by every integration and collector."""
+"""The counter of spans a sink could not deliver, shared by every integration and collector.
+
+``prometheus_client`` is imported when the counter is first needed, not with the package.
+"""
 
 from __future__ import annotations
 
 import threading
 import weakref
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry, Counter
+
+from hypertool.instrumentation._fork import on_fork_in_child
 
 DROPPED_SPANS = "hypertool_export_dropped_spans_total"
 
@@ -14,10 +21,20 @@ _counters: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakK
 _lock = threading.Lock()
 
 
+def _fresh_lock() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+on_fork_in_child(_fresh_lock)
+
+
 def dropped_spans_counter(registry: CollectorRegistry | None = None) -> Counter:
     """``hypertool_export_dropped_spans_total{sink}`` in ``registry`` (the default one when
     None), registered once however many integrations and collectors use it.
     """
+    from prometheus_client import REGISTRY, Counter
+
     registry = registry if registry is not None else REGISTRY
     with _lock:
         counter = _counters.get(registry)

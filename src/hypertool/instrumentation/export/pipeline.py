@@ -11,8 +11,9 @@ import time
 from collections.abc import Mapping
 
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Tracer
 
 from hypertool.instrumentation.export.delivery import DeliveryProcessor, DropListener
@@ -67,6 +68,7 @@ class Pipeline:
         on_drop: tuple[DropListener, ...] = (),
         schedule_delays: Mapping[str, float] | None = None,
     ) -> None:
+        self.own_provider = tracer_provider is None
         self.provider = tracer_provider or TracerProvider(
             resource=Resource.create({"service.name": "hypertool"}),
             shutdown_on_exit=False,
@@ -87,8 +89,14 @@ class Pipeline:
         for processor in self.processors:
             self.provider.add_span_processor(processor)
         self.tracer: Tracer = self.provider.get_tracer(TRACER_NAME, __version__)
+        self.scope = InstrumentationScope(TRACER_NAME, __version__)
         self.exit_timeout = exit_timeout
         self._closed = False
+
+    def emit(self, span: ReadableSpan) -> None:
+        """Hand a finished span straight to every sink (spans built without the tracer)."""
+        for processor in self.processors:
+            processor.on_end(span)
 
     @property
     def sinks(self) -> list[str]:

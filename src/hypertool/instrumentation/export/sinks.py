@@ -1,24 +1,26 @@
 """Exporters for each sink: Langfuse's OTLP endpoint, any OTLP collector, the console.
 
-OpenTelemetry's OTLP/HTTP exporter (with ``requests`` and ``protobuf``) is imported when a sink
-that needs it is built, so importing the package stays light.
+A forked child builds its own network exporter on first use: it never sends over the parent's
+pooled HTTP connections.
 """
 
 from __future__ import annotations
 
 import base64
-import logging
 import threading
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter, SpanExportResult
 
 from hypertool.instrumentation._config import OtlpSettings, Settings
+from hypertool.instrumentation._fork import reset_in_child
 from hypertool.instrumentation._log import logger, warn_once
-from hypertool.instrumentation.export.delivery import EXPORT_THREAD_PREFIX
+from hypertool.instrumentation.export.otlp_http import OtlpHttpExporter
 
 if TYPE_CHECKING:
     import requests
+    from opentelemetry.sdk.trace import ReadableSpan
 
 LANGFUSE_TRACES_PATH = "/api/public/otel/v1/traces"
 # Ingestion version 4 is what langfuse 5.x sends: user.id etc. are columns of every observation.
@@ -50,6 +52,10 @@ class _RejectionReporter:
         self._reported = False
         self._lock = threading.Lock()
         self.last_status: int | None = None
+        reset_in_child(self, _RejectionReporter._after_fork)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
 
     def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self.last_status = response.status_code
@@ -67,71 +73,90 @@ class _RejectionReporter:
         )
 
 
-class _OwnExportThreads(logging.Filter):
-    """Hides the OTLP exporter's per-batch failure logs raised on our export threads.
+class PerProcessExporter(SpanExporter):
+    """An exporter built anew in each process: a forked child builds its own on first use.
 
-    Our delivery processor counts those spans and reports them once in a while (and a rejected
-    key once per host), so the exporter's one line per batch would only repeat it. Records from
-    any other thread (the application's own OTLP exporters) pass untouched.
+    An HTTP exporter's pooled keep-alive connections are shared with the parent after a fork;
+    two processes writing requests on one socket would corrupt both streams. The child forgets
+    the parent's exporter (its sockets are only closed in the child, which the parent does not
+    notice) and never calls into it: a parent thread may have held its locks.
+
+    Args:
+        build: Makes the exporter (called now, so configuration errors surface at start-up,
+            and once more in each forked child that exports).
+
     """
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.threadName or not record.threadName.startswith(EXPORT_THREAD_PREFIX)
+    def __init__(self, build: Callable[[], SpanExporter]) -> None:
+        self._build = build
+        self._exporter: SpanExporter | None = build()
+        self._stopped = False
+        reset_in_child(self, PerProcessExporter._after_fork)
 
+    def _after_fork(self) -> None:
+        self._exporter = None
 
-_quiet_filter = _OwnExportThreads()
+    def _current(self) -> SpanExporter:
+        exporter = self._exporter
+        if exporter is None:
+            exporter = self._exporter = self._build()
+        return exporter
 
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Export with this process's exporter."""
+        if self._stopped:
+            return SpanExportResult.FAILURE
+        return self._current().export(spans)
 
-def _quiet_exporter_logs() -> None:
-    for name in (
-        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-        "opentelemetry.exporter.otlp.common.http",
-    ):
-        exporter_logger = logging.getLogger(name)
-        if _quiet_filter not in exporter_logger.filters:
-            exporter_logger.addFilter(_quiet_filter)
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Nothing is buffered here."""
+        return True
+
+    def shutdown(self) -> None:
+        """Shut this process's exporter down (the parent's is the parent's)."""
+        self._stopped = True
+        if self._exporter is not None:
+            self._exporter.shutdown()
 
 
 def langfuse_exporter(settings: Settings) -> SpanExporter:
-    """An OTLP/HTTP exporter speaking Langfuse's ingestion contract (gzip protobuf, basic auth)."""
+    """An OTLP/HTTP exporter speaking Langfuse's ingestion contract (gzip protobuf, basic auth),
+    built anew in each forked child.
+    """
+    return PerProcessExporter(lambda: _langfuse_exporter(settings))
+
+
+def _langfuse_exporter(settings: Settings) -> SpanExporter:
     import requests
-    from opentelemetry.exporter.otlp.proto.http import Compression
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     assert settings.public_key and settings.secret_key
-    _quiet_exporter_logs()
     session = requests.Session()
     session.hooks["response"].append(_RejectionReporter(settings.host))
-    return OTLPSpanExporter(
-        endpoint=f"{settings.host}{LANGFUSE_TRACES_PATH}",
+    return OtlpHttpExporter(
+        f"{settings.host}{LANGFUSE_TRACES_PATH}",
         headers=langfuse_headers(settings.public_key, settings.secret_key),
         timeout=settings.export_timeout,
-        compression=Compression.Gzip,
+        compression="gzip",
         session=session,
     )
 
 
 def otlp_exporter(otlp: OtlpSettings, timeout: float) -> SpanExporter:
     """An OTLP/HTTP exporter for the collector the ``OTEL_EXPORTER_OTLP_*`` variables name
-    (Jaeger, Tempo, Phoenix, an OpenTelemetry Collector).
+    (Jaeger, Tempo, Phoenix, an OpenTelemetry Collector), built anew in each forked child.
     """
-    from opentelemetry.exporter.otlp.proto.http import Compression
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    return PerProcessExporter(lambda: _otlp_exporter(otlp, timeout))
 
-    _quiet_exporter_logs()
-    compression = {
-        "gzip": Compression.Gzip,
-        "deflate": Compression.Deflate,
-        "none": Compression.NoCompression,
-    }.get(otlp.compression or "none", Compression.NoCompression)
-    return OTLPSpanExporter(
-        endpoint=otlp.endpoint,
-        headers=dict(otlp.headers),
+
+def _otlp_exporter(otlp: OtlpSettings, timeout: float) -> SpanExporter:
+    return OtlpHttpExporter(
+        otlp.endpoint,
+        headers=otlp.headers,
         timeout=timeout,
-        compression=compression,
-        certificate_file=otlp.certificate,
-        client_key_file=otlp.client_key,
-        client_certificate_file=otlp.client_certificate,
+        compression=None if otlp.compression in (None, "none") else otlp.compression,
+        certificate=otlp.certificate,
+        client_certificate=otlp.client_certificate,
+        client_key=otlp.client_key,
     )
 
 

@@ -8,8 +8,8 @@ Runs on the recorder thread for instrumented calls (and on the caller's thread f
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Callable, Mapping
+from random import getrandbits
 from typing import Any
 
 from opentelemetry import trace as trace_api
@@ -29,6 +29,8 @@ from hypertool.instrumentation.model.records import (
 from hypertool.instrumentation.model.usage import text_of
 from hypertool.instrumentation.pricing import PriceTable
 from hypertool.instrumentation.recording.spans import (
+    FinishedSpans,
+    error_marks,
     finish,
     iso_time,
     metadata_attributes,
@@ -65,6 +67,9 @@ class GenerationRecorder:
         prices: Prices the usage.
         budgets: Told of every generation's tokens and cost.
         clean: Masks and caps every text before it is put on a span.
+        finished: Emits generation spans as finished spans straight to the sinks (our own
+            pipeline); None to make them with ``tracer`` (the application's provider, whose
+            processors must see them too).
 
     """
 
@@ -74,8 +79,10 @@ class GenerationRecorder:
         prices: PriceTable,
         budgets: BudgetLedger,
         clean: Callable[[str], str],
+        finished: FinishedSpans | None = None,
     ) -> None:
         self.tracer = tracer
+        self.finished = finished
         self.prices = prices
         self.budgets = budgets
         self.clean = clean
@@ -102,29 +109,45 @@ class GenerationRecorder:
             g.reservation.settle(g.usage.total, cost_usd)
         else:
             self.budgets.record(context.persona, g.usage.total, cost_usd)
+        name = repaired(g.name)
         span_id = ""
         trace_id = trace.trace_id if trace is not None else ""
         if self.tracer is not None and (trace is None or trace.span is not trace_api.INVALID_SPAN):
-            span = self.tracer.start_span(
-                repaired(g.name),
-                context=(
-                    Context()
-                    if trace is None
-                    else trace_api.set_span_in_context(
-                        context.parent.span if context.parent is not None else trace.span
-                    )
-                ),
-                attributes=self._attributes(g, cost.as_langfuse() if cost else None),
-                start_time=g.start_ns,
+            parent = (
+                None
+                if trace is None
+                else (context.parent.span if context.parent is not None else trace.span)
             )
-            span_context = span.get_span_context()
+            attributes = self._attributes(g, cost.as_langfuse() if cost else None)
+            status = "error" if message else "success"
+            if self.finished is not None:
+                parent_context = None if parent is None else parent.get_span_context()
+                if parent_context is not None and not parent_context.is_valid:
+                    parent_context = None  # its parent never started: a trace of its own
+                span_context = self.finished.record(
+                    name,
+                    getrandbits(128) if parent_context is None else parent_context.trace_id,
+                    parent_context,
+                    attributes,
+                    g.start_ns,
+                    g.end_ns,
+                    error_marks(status, error, self.clean),
+                )
+            else:
+                span = self.tracer.start_span(
+                    name,
+                    context=Context() if parent is None else trace_api.set_span_in_context(parent),
+                    attributes=attributes,
+                    start_time=g.start_ns,
+                )
+                span_context = span.get_span_context()
+                finish(span, status, error, self.clean, end_ns=g.end_ns)
             span_id = format(span_context.span_id, "016x")
             trace_id = format(span_context.trace_id, "032x")
-            finish(span, "error" if message else "success", error, self.clean, end_ns=g.end_ns)
         elif not trace_id:
-            trace_id = format(random.getrandbits(128), "032x")
+            trace_id = format(getrandbits(128), "032x")
         record = GenerationRecord(
-            name=repaired(g.name),
+            name=name,
             persona=context.persona,
             chatmode=repaired(context.chatmode),
             model=repaired(g.model),

@@ -3,7 +3,8 @@
 A corrupt or locked database never raises into the application: the exporter reports the batch
 as failed, and the delivery processor counts its spans as dropped. A span the store cannot take
 costs that span only: :meth:`StoreExporter.export_partial` tells the delivery processor how
-many of a batch were left out.
+many of a batch were left out. In a forked child the exporter opens connections of its own on
+first use, behind new locks, and is another writer in the store's per-writer usage.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from hypertool.instrumentation._config import DEFAULT_RETENTION_DAYS, DEFAULT_STORE_MAX_FIELD_CHARS
+from hypertool.instrumentation._fork import reset_in_child
 from hypertool.instrumentation._log import logger, warn_once
 from hypertool.instrumentation.store.schema import StoreError, StoreLockedError
 from hypertool.instrumentation.store.trace_store import (
@@ -26,6 +28,7 @@ from hypertool.instrumentation.store.trace_store import (
     TraceStore,
     check_settings,
 )
+from hypertool.instrumentation.store.writes import BatchAbandoned
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
@@ -79,6 +82,13 @@ class StoreExporter(SpanExporter):
         # usage from the others'. A new one in a forked child (same object, other process).
         self._writer_pid = 0
         self._writer = ""
+        reset_in_child(self, StoreExporter._after_fork)
+
+    def _after_fork(self) -> None:
+        # The parent's export thread may have held these locks. The stores stay: each opens a
+        # connection of its own in the child on first use (see TraceStore).
+        self._lock = threading.Lock()
+        self._reader_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"StoreExporter({str(self.path)!r})"
@@ -91,11 +101,14 @@ class StoreExporter(SpanExporter):
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
 
-    def export_partial(self, spans: Sequence[ReadableSpan]) -> int:
-        """Write ``spans``; return how many could not be written (never raises).
+    def export_partial(
+        self, spans: Sequence[ReadableSpan], claim: Callable[[], bool] | None = None
+    ) -> int:
+        """Write ``spans``; return how many were not written (never raises).
 
         One span the store cannot take (text SQLite cannot encode, say) costs that span, not
-        its batch; the delivery processor counts exactly these as dropped.
+        its batch. ``claim()`` is asked just before the commit: when it says no (the delivery
+        processor already counted the batch as dropped) nothing is written.
         """
         with self._lock:
             if self._stopped:
@@ -118,10 +131,16 @@ class StoreExporter(SpanExporter):
                         retention_days=self._retention_days,
                         max_field_chars=self._max_field_chars,
                     )
-                rejected = self._store.write_batch(spans, self.writer).rejected
+                written = self._store.write_batch(spans, self.writer, keep=claim)
+            except BatchAbandoned:
+                return len(spans)
             except Exception as exc:
                 self._failed(exc)
                 return len(spans)
+            finally:
+                if self._stopped:  # shutdown() came while this batch was written
+                    self._close_writer()
+            rejected = written.rejected
             self.exported_spans += len(spans) - rejected
             if rejected:
                 self.rejected_spans += rejected
@@ -134,6 +153,19 @@ class StoreExporter(SpanExporter):
                     rejected,
                 )
         return rejected
+
+    @property
+    def writer(self) -> str:
+        """This process's writer id in the store (see :meth:`spent_by_others`)."""
+        pid = os.getpid()
+        if pid != self._writer_pid:
+            self._writer_pid, self._writer = pid, f"{pid}-{uuid.uuid4().hex}"
+        return self._writer
+
+    def _close_writer(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     def _failed(self, exc: Exception) -> None:
         self.failed_batches += 1
@@ -152,14 +184,6 @@ class StoreExporter(SpanExporter):
             )
         else:
             logger.debug("trace store batch failed: %s", exc)
-
-    @property
-    def writer(self) -> str:
-        """This process's writer id in the store (see :meth:`spent_by_others`)."""
-        pid = os.getpid()
-        if pid != self._writer_pid:
-            self._writer_pid, self._writer = pid, f"{pid}-{uuid.uuid4().hex}"
-        return self._writer
 
     def usage_since(self, persona: str, since_ns: int | None = None) -> tuple[int, float]:
         """Tokens and known cost in USD of ``persona``'s generations in the store since then.
@@ -215,12 +239,17 @@ class StoreExporter(SpanExporter):
         return True
 
     def shutdown(self) -> None:
-        """Close the store; later batches fail."""
-        with self._lock:
-            self._stopped = True
-            if self._store is not None:
-                self._store.close()
-                self._store = None
+        """Close the store; later batches fail.
+
+        Never waits for a batch being written (it may wait on another process's lock): that
+        batch's writer closes the store when it is done.
+        """
+        self._stopped = True
+        if self._lock.acquire(blocking=False):
+            try:
+                self._close_writer()
+            finally:
+                self._lock.release()
         with self._reader_lock:
             if self._reader is not None:
                 self._reader.close()

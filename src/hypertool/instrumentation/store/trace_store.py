@@ -5,7 +5,9 @@ on the delivery thread) and answers the questions the Langfuse UI answers — co
 slowest and failed generations, a trace as a tree — with no account and no network.
 
 Several threads and processes may write one store at once (WAL mode, a busy timeout and
-bounded retries); a span delivered twice is stored once.
+bounded retries); a span delivered twice is stored once. A store object carried into a forked
+child opens a connection of its own there on first use (SQLite connections must not cross a
+fork; the inherited one is never used nor closed).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,9 +29,11 @@ from hypertool.instrumentation._config import (
     DEFAULT_STORE_MAX_FIELD_CHARS,
     ConfigError,
 )
+from hypertool.instrumentation._fork import hold_during_fork, keep_forever, reset_in_child
 from hypertool.instrumentation._log import logger
-from hypertool.instrumentation.store import queries
-from hypertool.instrumentation.store.queries import ReportBy
+from hypertool.instrumentation.store import analytics, catalog, overview, queries
+from hypertool.instrumentation.store.filters import Filters, Status
+from hypertool.instrumentation.store.queries import Order, ReportBy, TraceSort
 from hypertool.instrumentation.store.schema import (
     StoreError,
     StoreLockedError,
@@ -38,7 +43,7 @@ from hypertool.instrumentation.store.schema import (
     store_error,
     with_retry,
 )
-from hypertool.instrumentation.store.writes import SpanRows, Written, writer_work
+from hypertool.instrumentation.store.writes import BatchAbandoned, SpanRows, Written, writer_work
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
@@ -58,6 +63,12 @@ def _canonical(persona: str) -> str:
     return canonical_name(persona)
 
 
+def _canonical_filters(filters: Filters) -> Filters:
+    if filters.persona is None:
+        return filters
+    return replace(filters, persona=_canonical(filters.persona))
+
+
 def check_settings(retention_days: float, max_field_chars: int) -> None:
     """Raise :class:`ConfigError` for a retention or field cap out of range."""
     if not (math.isfinite(retention_days) and retention_days >= 0):
@@ -73,12 +84,11 @@ class TraceStore:
         path: The SQLite file (created with its directory, readable by its owner only).
         create: Create the file when missing; when False a missing file is a
             :class:`StoreError`.
-        read_only: Only read (the CLI): nothing in the file changes — no migration, no
-            purge, no journal mode switch; a store of another schema version is a
-            :class:`StoreError` saying so.
         busy_timeout_ms: How long one attempt waits for another writer's lock.
         retention_days: Delete rows older than this (default 30); 0 keeps everything.
         max_field_chars: Characters kept per input/output field (default 20000).
+        read_only: Open the file for reading only (SQLite ``mode=ro``): writing and purging
+            raise :class:`StoreError`. Implies ``create=False``.
 
     Raises:
         StoreError: The file is missing (``create=False``), corrupt, not a trace store, or
@@ -92,22 +102,27 @@ class TraceStore:
         path: str | Path,
         *,
         create: bool = True,
-        read_only: bool = False,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         retention_days: float = DEFAULT_RETENTION_DAYS,
         max_field_chars: int = DEFAULT_STORE_MAX_FIELD_CHARS,
+        read_only: bool = False,
     ) -> None:
         check_settings(retention_days, max_field_chars)
         self.path = Path(path).expanduser()
         self.retention_days, self.max_field_chars = retention_days, max_field_chars
         self.read_only = read_only
         self._lock = threading.RLock()
+        self._create, self._busy_timeout_ms = create, busy_timeout_ms
         self._busy_timeout_s = busy_timeout_ms / 1000
-        self._connection: sqlite3.Connection | None = (
-            connect_read_only(self.path, busy_timeout_ms=busy_timeout_ms)
-            if read_only
-            else connect(self.path, create=create, busy_timeout_ms=busy_timeout_ms)
-        )
+        self._connection: sqlite3.Connection | None = None
+        self._reopen = False
+        self._held_at_fork = False
+        # Registered before connecting: opening migrates the file in a write transaction,
+        # which a fork must not cut in half either.
+        hold_during_fork(self, TraceStore._before_fork, TraceStore._after_fork_in_parent)
+        reset_in_child(self, TraceStore._after_fork)
+        with self._lock:
+            self._connection = self._open()
         self._identity = _identity(self.path)
         self._last_purge = time.monotonic()
         if read_only:
@@ -127,6 +142,7 @@ class TraceStore:
         path yet.
         """
         with self._lock:
+            self._reopen = False
             if self._connection is not None:
                 with contextlib.suppress(sqlite3.Error):
                     self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -147,9 +163,37 @@ class TraceStore:
     def close(self) -> None:
         """Close the connection (idempotent)."""
         with self._lock:
+            self._reopen = False
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+
+    def _open(self) -> sqlite3.Connection:
+        if self.read_only:
+            return connect_read_only(self.path, busy_timeout_ms=self._busy_timeout_ms)
+        return connect(self.path, create=self._create, busy_timeout_ms=self._busy_timeout_ms)
+
+    # A fork waits for the operation in progress (a write: milliseconds; at most the busy
+    # timeout), so the child inherits an idle connection, which SQLite allows it to close. The
+    # child opens its own on first use.
+    def _before_fork(self) -> bool:
+        self._held_at_fork = self._lock.acquire(timeout=self._busy_timeout_s * 2 + 1)
+        return self._held_at_fork
+
+    def _after_fork_in_parent(self) -> None:
+        self._held_at_fork = False
+        self._lock.release()
+
+    def _after_fork(self) -> None:
+        self._lock = threading.RLock()
+        if self._connection is not None:
+            if self._held_at_fork:
+                with contextlib.suppress(sqlite3.Error):
+                    self._connection.close()
+            else:  # cut in the middle of an operation: never touch it (keep its fd till exit)
+                keep_forever(self._connection)
+            self._connection, self._reopen = None, True
+        self._held_at_fork = False
 
     def __enter__(self) -> TraceStore:
         return self
@@ -165,31 +209,52 @@ class TraceStore:
     def __repr__(self) -> str:
         return f"TraceStore({str(self.path)!r})"
 
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"{self.path}: the trace store is open read-only")
+
     def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
             connection = self._connection
             if connection is None:
-                raise StoreError(f"{self.path}: the trace store is closed")
+                if not self._reopen:
+                    raise StoreError(f"{self.path}: the trace store is closed")
+                connection = self._open()
+                self._connection, self._reopen = connection, False
             return with_retry(self.path, lambda: operation(connection), self._busy_timeout_s)
 
     # -- writing -------------------------------------------------------------------------
-    def write_spans(self, spans: Sequence[ReadableSpan]) -> int:
+    def write_spans(
+        self, spans: Sequence[ReadableSpan], *, keep: Callable[[], bool] | None = None
+    ) -> int:
         """Store finished spans in one transaction; a span stored before is replaced.
 
         A span that cannot be stored (text SQLite cannot encode, a number too large for it)
         costs that span only: when the batch fails for such a reason, its spans are written
         one by one and the bad ones left out (see :meth:`write_batch`).
 
+        Args:
+            spans: The spans.
+            keep: Asked just before the commit; when it returns False the batch is rolled back
+                and :class:`BatchAbandoned` raised (the delivery processor gave up on it).
+
         Returns:
             The number of spans written.
 
         Raises:
             StoreError: The batch could not be written (nothing of it was).
+            BatchAbandoned: ``keep`` said no (nothing of it was written).
 
         """
-        return len(self.write_batch(spans).observations)
+        return len(self.write_batch(spans, keep=keep).observations)
 
-    def write_batch(self, spans: Sequence[ReadableSpan], writer: str | None = None) -> Written:
+    def write_batch(
+        self,
+        spans: Sequence[ReadableSpan],
+        writer: str | None = None,
+        *,
+        keep: Callable[[], bool] | None = None,
+    ) -> Written:
         """Like :meth:`write_spans`, saying which spans were written and how many were not.
 
         Args:
@@ -197,13 +262,16 @@ class TraceStore:
             writer: Who writes (one id per process): the tokens, cost and calls of the
                 generations written are added to its usage per persona and UTC day in the
                 same transaction (see :meth:`spent_by_others`).
+            keep: See :meth:`write_spans`.
 
         Raises:
             StoreError: Nothing could be written: the store is locked, unreadable or gone.
+            BatchAbandoned: ``keep`` said no (nothing of it was written).
 
         """
         from hypertool.instrumentation.store import rows
 
+        self._writable()
         batch: list[SpanRows] = []
         rejected = 0
         for span in spans:
@@ -215,13 +283,15 @@ class TraceStore:
         written = batch
         if batch:
             try:
-                self._run(lambda c: in_transaction(c, writer_work(batch, writer, one_by_one=False)))
-            except (StoreLockedError, OSError):
+                self._run(
+                    lambda c: in_transaction(c, writer_work(batch, writer, keep, one_by_one=False))
+                )
+            except (StoreLockedError, OSError, BatchAbandoned):
                 raise
             except Exception as exc:
                 # Perhaps one bad row: write them one by one, each in a savepoint.
                 written = self._run(
-                    lambda c: in_transaction(c, writer_work(batch, writer, one_by_one=True))
+                    lambda c: in_transaction(c, writer_work(batch, writer, keep, one_by_one=True))
                 )
                 if not written:
                     raise store_error(self.path, exc) from exc
@@ -240,6 +310,7 @@ class TraceStore:
             The number of observations deleted.
 
         """
+        self._writable()
         self._last_purge = time.monotonic()
         if not self.retention_days:
             return 0
@@ -270,27 +341,48 @@ class TraceStore:
         return self._run(delete)
 
     # -- reading -------------------------------------------------------------------------
-    def report(self, by: ReportBy = "persona", since_ns: int | None = None) -> list[dict[str, Any]]:
+    def report(
+        self,
+        by: ReportBy = "persona",
+        since_ns: int | None = None,
+        *,
+        filters: Filters | None = None,
+    ) -> list[dict[str, Any]]:
         """Generations grouped ``by`` persona, model, chatmode or workflow (the Users view).
 
         Each row: ``group``, ``traces``, ``generations``, ``input_tokens``, ``output_tokens``,
         ``total_tokens``, ``cost_usd`` (sum of known costs; None when none is known),
         ``cost_unknown`` (generations without a known cost), ``errors``, ``p50_ms``, ``p95_ms``.
         """
-        return self._run(lambda c: queries.report(c, by, since_ns))
+        chosen = _canonical_filters((filters or Filters()).with_defaults(since_ns=since_ns))
+        return self._run(lambda c: queries.report(c, by, chosen))
 
     def traces(
         self,
         persona: str | None = None,
-        status: str | None = None,
+        status: Status | None = None,
         since_ns: int | None = None,
         limit: int = 50,
+        *,
+        filters: Filters | None = None,
+        sort: TraceSort = "start",
+        order: Order = "desc",
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """Recent traces, newest first; ``persona`` matches traces it did any work in."""
-        name = _canonical(persona) if persona else None
-        return self._run(
-            lambda c: queries.traces(c, persona=name, status=status, since_ns=since_ns, limit=limit)
+        """Traces, newest first (or by ``sort``: ``duration``, ``cost``; ``order`` asc/desc);
+        ``persona`` matches traces it did any work in.
+        """
+        chosen = _canonical_filters(
+            (filters or Filters()).with_defaults(persona=persona, status=status, since_ns=since_ns)
         )
+        return self._run(
+            lambda c: queries.traces(c, chosen, sort=sort, order=order, limit=limit, offset=offset)
+        )
+
+    def count_traces(self, filters: Filters | None = None) -> int:
+        """How many traces match ``filters``."""
+        chosen = _canonical_filters(filters or Filters())
+        return self._run(lambda c: queries.count_traces(c, chosen))
 
     def trace(self, trace_id: str) -> dict[str, Any] | None:
         """One trace as a tree (``children`` nested), or None when unknown.
@@ -312,14 +404,65 @@ class TraceStore:
         *,
         persona: str | None = None,
         since_ns: int | None = None,
+        filters: Filters | None = None,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
         """The ``slowest`` N generations, or the most recent ``limit``; ``failed`` only."""
-        name = _canonical(persona) if persona else None
-        return self._run(
-            lambda c: queries.generations(
-                c, slowest=slowest, failed=failed, persona=name, since_ns=since_ns, limit=limit
+        chosen = _canonical_filters(
+            (filters or Filters()).with_defaults(
+                persona=persona, since_ns=since_ns, status="error" if failed else None
             )
         )
+        count = slowest if slowest is not None else limit
+        return self._run(
+            lambda c: queries.generations(
+                c, chosen, slowest=slowest is not None, limit=count, offset=offset
+            )
+        )
+
+    def count_generations(self, filters: Filters | None = None) -> int:
+        """How many generations match ``filters``."""
+        chosen = _canonical_filters(filters or Filters())
+        return self._run(lambda c: queries.count_generations(c, chosen))
+
+    def analytics(
+        self,
+        filters: Filters | None = None,
+        *,
+        bucket_s: int | None = None,
+        now_ns: int | None = None,
+    ) -> dict[str, Any]:
+        """Cost, tokens and errors per time bucket and persona, latency and time-to-first-token
+        distributions (see :func:`.analytics.analytics`).
+        """
+        chosen = _canonical_filters(filters or Filters())
+        return self._run(lambda c: analytics.analytics(c, chosen, bucket_s=bucket_s, now_ns=now_ns))
+
+    def personas(
+        self,
+        budgets: overview.Budgets | None = None,
+        filters: Filters | None = None,
+        *,
+        now_ns: int | None = None,
+        only: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Each persona's budget this period and its activity within ``filters`` (the row of
+        persona ``only``, when given).
+
+        ``budgets`` defaults to the configured personas (see :func:`.overview.personas`).
+        """
+        chosen = _canonical_filters(filters or Filters())
+        known = budgets if budgets is not None else overview.configured_budgets()
+        name = _canonical(only) if only is not None else None
+        return self._run(lambda c: overview.personas(c, known, chosen, now_ns, only=name))
+
+    def facets(self) -> dict[str, list[Any]]:
+        """The distinct personas, chatmodes, workflows and models stored."""
+        return self._run(catalog.facets)
+
+    def data_version(self, trace_id: str | None = None) -> int:
+        """A number that changes whenever spans are stored (of ``trace_id`` only, if given)."""
+        return self._run(lambda c: catalog.data_version(c, trace_id))
 
     def usage_since(self, persona: str, since_ns: int | None = None) -> tuple[int, float]:
         """Tokens and known cost in USD of ``persona``'s generations since ``since_ns``."""

@@ -12,6 +12,11 @@ from typing import Any
 from hypertool.instrumentation._log import logger
 from hypertool.instrumentation.store import queries
 
+
+class BatchAbandoned(Exception):
+    """The batch was rolled back: its writer was told, just before committing, to drop it."""
+
+
 # Positions in an observation row (store.rows.OBSERVATION_COLUMNS; a test keeps them equal).
 _TYPE, _PERSONA, _TOTAL, _COST, _START = 3, 5, 12, 14, 15
 
@@ -29,11 +34,16 @@ class Written:
 
 
 def writer_work(
-    batch: Sequence[SpanRows], writer: str | None, *, one_by_one: bool
+    batch: Sequence[SpanRows],
+    writer: str | None,
+    keep: Callable[[], bool] | None,
+    *,
+    one_by_one: bool,
 ) -> Callable[[sqlite3.Connection], list[SpanRows]]:
     """The work of one write transaction: ``batch`` (observation, trace row, is root) with a
     few multi-row statements — or span by span, each in a savepoint, leaving the bad ones
-    out — then ``writer``'s usage of what was written. Returns the spans written.
+    out — then ``writer``'s usage of what was written; last, ``keep()`` may still abandon it
+    (:class:`BatchAbandoned`: rolled back). Returns the spans written.
     """
 
     def write(connection: sqlite3.Connection) -> list[SpanRows]:
@@ -48,6 +58,8 @@ def writer_work(
             rows.UPSERT_ROOT.run(connection, [trace for _, trace, root in batch if root])
         if writer is not None:
             _add_usage(connection, writer, written)
+        if keep is not None and not keep():
+            raise BatchAbandoned
         return written
 
     return write
