@@ -712,3 +712,19 @@ def test_the_refresh_bound_comes_from_the_environment(
     integration = LangfuseIntegration()
     cleanup.append(integration)
     assert integration.budgets.refresh_s == 0.25
+
+
+def test_a_forked_child_does_not_wait_for_the_parents_calls_in_flight() -> None:
+    ledger = blocker_ledger()
+    ledger.record("blocker", 40)
+    parents = [ledger.admit("blocker"), ledger.admit("blocker")]  # 40 + 80 >= 100: full
+    with pytest.raises(BudgetExceededError):
+        ledger.admit("blocker")
+    ledger._after_fork()  # what the fork hook runs in the child
+    assert ledger.reserved("blocker") == 0
+    child = ledger.admit("blocker")  # the parent's calls are not the child's to wait for
+    assert child is not None
+    for reservation in parents:
+        assert reservation is not None
+        reservation.release()  # made before the fork: changes nothing here
+    assert ledger.reserved("blocker") == 40
