@@ -14,6 +14,7 @@ import json
 import re
 import sqlite3
 import time
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import SimpleNamespace
@@ -42,7 +43,19 @@ pytestmark = pytest.mark.filterwarnings(
     ":hypothesis.errors.HypothesisDeprecationWarning"
 )
 
-CANONICAL = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+WORDS = re.compile(r"^[^-]+(?:-[^-]+)*$")  # single dashes between words
+
+
+def is_canonical(name: str) -> bool:
+    """Lower-case words of letters, marks and digits of any script, NFKC, one dash apart."""
+    return (
+        bool(WORDS.match(name))
+        and name == name.lower()
+        and unicodedata.normalize("NFKC", name) == name
+        and all(char == "-" or unicodedata.category(char)[0] in "LMN" for char in name)
+    )
+
+
 MAX_FIELD_CHARS = 100_000  # HYPERTOOL_MAX_FIELD_CHARS default
 STORE_FIELD_CHARS = 20_000  # HYPERTOOL_STORE_MAX_FIELD_CHARS default
 
@@ -118,10 +131,10 @@ def test_bad_persona_names_never_break_the_call(recorded: Recorded, persona: Any
     assert len(generations) == 2
     for generation in generations:
         user = generation.attributes[attr.USER_ID]  # type: ignore[index]
-        assert isinstance(user, str) and CANONICAL.match(user), repr(user)
+        assert isinstance(user, str) and is_canonical(user), repr(user)
         assert len(user) <= 64
         assert user == generation.attributes[attr.PERSONA]  # type: ignore[index]
-    assert CANONICAL.match(trace.persona)
+    assert is_canonical(trace.persona)
 
 
 # -- prompts and completions ---------------------------------------------------------------
@@ -544,7 +557,7 @@ persona_texts = st.one_of(
 def test_canonical_name_is_idempotent_lower_kebab_and_non_empty(name: str) -> None:
     canonical = canonical_name(name)
     assert canonical, repr(name)
-    assert CANONICAL.match(canonical), (name, canonical)
+    assert is_canonical(canonical), (name, canonical)
     assert len(canonical) <= 64
     assert canonical_name(canonical) == canonical, (name, canonical)
 
@@ -643,3 +656,78 @@ def test_property_strategies_really_produce_secrets_the_mask_knows() -> None:
     for secret in examples.values():
         assert mask_secrets(secret) == MASK
     assert mask_secrets("plain words only") == "plain words only"
+
+
+# -- unencodable text ----------------------------------------------------------------------
+BAD = "\ud800"  # a lone surrogate: a Python str, but no sink can encode it as UTF-8
+
+
+def test_lone_surrogates_cost_one_character_never_a_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lone surrogate anywhere — prompt, completion, metadata key or value, persona, model,
+    chatmode, names, tags, session, error — is repaired (U+FFFD) before any sink: every span
+    of the batch reaches Langfuse (protobuf) and the store (SQLite), none is dropped.
+    """
+    from support.loopback import LoopbackOTLP
+
+    store = tmp_path / "traces.db"
+    monkeypatch.setenv("HYPERTOOL_STORE", str(store))
+    registry = CollectorRegistry()
+    with LoopbackOTLP(200) as receiver:
+        integration = LangfuseIntegration(
+            "pk-lf-x", "sk-lf-x", host=receiver.url, metrics_registry=registry
+        )
+        try:
+            llm = ObservableLLM(
+                lambda prompt: f"answer {BAD}",
+                name=f"call {BAD}",
+                model=f"gpt-{BAD}",
+                langfuse=integration,
+                model_parameters={f"k{BAD}": BAD},
+            )
+            trace = integration.start_trace(
+                f"trace {BAD}",
+                f"persona {BAD}",
+                chatmode=f"mode {BAD}",
+                metadata={f"key {BAD}": f"value {BAD}"},
+                session_id=f"session {BAD}",
+                tags=[f"tag {BAD}"],
+            )
+            for number in range(39):
+                bad = number == 7
+                llm(
+                    f"prompt {BAD}" if bad else "fine",
+                    trace=trace,
+                    persona=f"p {BAD}" if bad else "backend-engineer",
+                    metadata={f"m {BAD}": BAD} if bad else {"m": "fine"},
+                )
+
+            def failing(prompt: str) -> str:
+                raise ValueError(f"failed {BAD}")
+
+            with pytest.raises(ValueError):
+                ObservableLLM(failing, model="gpt-4", langfuse=integration)("x", trace=trace)
+            integration.end_trace(trace, output=f"out {BAD}")
+            assert integration.flush(timeout=10) is True
+        finally:
+            integration.shutdown(timeout=5)
+        spans = receiver.spans()
+    dropped = {
+        sink: registry.get_sample_value("hypertool_export_dropped_spans_total", {"sink": sink})
+        for sink in ("langfuse", "store")
+    }
+    assert dropped == {"langfuse": 0.0, "store": 0.0}
+    assert len(spans) == 41  # 40 generations and the trace
+    wire = json.dumps([span.attributes for span in spans], ensure_ascii=False)
+    assert "\ufffd" in wire and "answer \ufffd" in wire and "trace \ufffd" in wire
+    connection = sqlite3.connect(store)
+    try:
+        (count,) = connection.execute("SELECT count(*) FROM observations").fetchone()
+        (text,) = connection.execute(
+            "SELECT group_concat(coalesce(input, '') || coalesce(metadata, '')) FROM observations"
+        ).fetchone()
+    finally:
+        connection.close()
+    assert count == 41
+    assert "prompt \ufffd" in text and "m \ufffd" in text

@@ -60,11 +60,18 @@ class Clock:
     def time_ns(self) -> int:
         return self.now
 
+    def monotonic(self) -> float:
+        return self.now / 1e9
+
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock(utc(2024, 3, 15, 10, 0, 0))
-    monkeypatch.setattr(budget_module, "time", types.SimpleNamespace(time_ns=fake.time_ns))
+    monkeypatch.setattr(
+        budget_module,
+        "time",
+        types.SimpleNamespace(time_ns=fake.time_ns, monotonic=fake.monotonic),
+    )
     return fake
 
 
@@ -566,3 +573,158 @@ def test_valid_persona_file_sets_the_budget(
     with pytest.raises(BudgetExceededError):
         llm("blocked", persona="file-persona")
     assert provider.calls == 1
+
+
+# -- reservations (calls in flight) ----------------------------------------------------------
+def blocker_ledger(**kwargs: Any) -> BudgetLedger:
+    return BudgetLedger(
+        registry(persona("blocker", tokenBudget=100, budgetPolicy="block")), **kwargs
+    )
+
+
+def test_admit_reserves_the_mean_until_settled() -> None:
+    ledger = blocker_ledger()
+    ledger.record("blocker", 30)  # one call seen: the mean is 30
+    first = ledger.admit("blocker")
+    second = ledger.admit("blocker")
+    assert first is not None and second is not None
+    assert ledger.reserved("blocker") == 60 and ledger.used("blocker") == 30
+    # 30 used + 60 reserved < 100: one more is admitted; then 120 >= 100: refused.
+    third = ledger.admit("blocker")
+    assert third is not None
+    with pytest.raises(BudgetExceededError, match="90 more reserved by calls in flight"):
+        ledger.admit("blocker")
+    first.settle(10, None)  # the real usage replaces the estimate
+    second.release()  # never recorded: nothing used
+    third.settle(45, None)
+    third.settle(45, None)  # idempotent
+    assert ledger.reserved("blocker") == 0 and ledger.used("blocker") == 30 + 10 + 45
+
+
+def test_a_reservation_dropped_unsettled_is_given_back() -> None:
+    ledger = blocker_ledger()
+    ledger.record("blocker", 50)
+    reservation = ledger.admit("blocker")
+    assert ledger.reserved("blocker") == 50
+    del reservation  # instrumentation failed after admission: nobody will settle it
+    assert ledger.reserved("blocker") == 0
+    assert ledger.admit("blocker") is not None
+
+
+def test_admit_does_nothing_without_a_block_policy_or_a_budget() -> None:
+    ledger = BudgetLedger(
+        registry(
+            persona("warner", tokenBudget=10, budgetPolicy="warn"),
+            persona("unlimited", budgetPolicy="block"),
+        )
+    )
+    assert ledger.admit("warner") is None and ledger.admit("unlimited") is None
+    assert BudgetLedger(registry(persona("x", tokenBudget=1))).admit("x") is None
+
+
+def test_failed_calls_do_not_lower_the_estimate() -> None:
+    ledger = blocker_ledger()
+    ledger.record("blocker", 20)
+    ledger.record("blocker", 0)  # a failed call: nothing used
+    reservation = ledger.admit("blocker")
+    assert reservation is not None and reservation.tokens == 20
+
+
+def test_usd_budgets_reserve_the_mean_cost() -> None:
+    ledger = BudgetLedger(
+        registry(persona("payer", costBudgetUsd=1.0, budgetPolicy="block")), policy="block"
+    )
+    ledger.record("payer", 10, 0.4)
+    kept = [ledger.admit("payer"), ledger.admit("payer")]  # 0.4 used, then 0.4 and 0.8 set aside
+    with pytest.raises(BudgetExceededError, match=r"0\.4 of 1\.0 USD, 0\.8 more reserved"):
+        ledger.admit("payer")
+    assert all(reservation is not None for reservation in kept)
+
+
+# -- processes sharing the history -------------------------------------------------------------
+def test_history_is_read_again_at_most_every_refresh_seconds(clock: Clock) -> None:
+    others = [0]
+    asked: list[int] = []
+
+    def history(name: str, since_ns: int) -> tuple[int, float]:
+        asked.append(since_ns)
+        return others[0], 0.0
+
+    ledger = BudgetLedger(
+        registry(persona("daily", tokenBudget=100, budgetPeriod="day", budgetPolicy="block")),
+        history=history,
+        refresh_s=1.0,
+    )
+    assert ledger.used("daily") == 0
+    ledger.record("daily", 5)  # our own, counted exactly whenever the store has it
+    others[0] = 60  # another process spends
+    clock.now += 999_000_000  # 0.999 s: not read again yet
+    assert ledger.used("daily") == 5 and len(asked) == 1
+    clock.now += 1_000_000
+    assert ledger.used("daily") == 65 and len(asked) == 2
+    others[0] = 95
+    clock.now += 1_000_000_000
+    with pytest.raises(BudgetExceededError):
+        ledger.admit("daily")  # 95 + 5 >= 100, seen within the refresh bound
+    assert len(asked) == 3
+
+
+def test_an_unreadable_history_keeps_the_last_view_and_is_read_on_the_next_call(
+    clock: Clock,
+) -> None:
+    answers: list[tuple[int, float] | None] = [(40, 0.0), None, (70, 0.0)]
+
+    def history(name: str, since_ns: int) -> tuple[int, float] | None:
+        return answers.pop(0)
+
+    ledger = BudgetLedger(
+        registry(persona("daily", tokenBudget=100, budgetPeriod="day")),
+        history=history,
+        refresh_s=1.0,
+    )
+    assert ledger.used("daily") == 40
+    clock.now += 2_000_000_000
+    assert ledger.used("daily") == 40  # read, inconsistent: the last view stays
+    assert ledger.used("daily") == 70  # and it is read again at once
+    assert answers == []
+
+
+def test_reset_forgets_what_others_had_spent_until_then(clock: Clock) -> None:
+    others = [50]
+    ledger = BudgetLedger(
+        registry(persona("daily", tokenBudget=100, budgetPeriod="day")),
+        history=lambda name, since: (others[0], 0.0),
+        refresh_s=1.0,
+    )
+    ledger.record("daily", 10)
+    assert ledger.used("daily") == 60
+    ledger.reset("daily")
+    assert ledger.used("daily") == 0
+    others[0] = 70
+    clock.now += 2_000_000_000
+    assert ledger.used("daily") == 20  # only what others spent since the reset
+
+
+def test_the_refresh_bound_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, cleanup: list[LangfuseIntegration]
+) -> None:
+    monkeypatch.setenv("HYPERTOOL_BUDGET_REFRESH_SECONDS", "0.25")
+    integration = LangfuseIntegration()
+    cleanup.append(integration)
+    assert integration.budgets.refresh_s == 0.25
+
+
+def test_a_forked_child_does_not_wait_for_the_parents_calls_in_flight() -> None:
+    ledger = blocker_ledger()
+    ledger.record("blocker", 40)
+    parents = [ledger.admit("blocker"), ledger.admit("blocker")]  # 40 + 80 >= 100: full
+    with pytest.raises(BudgetExceededError):
+        ledger.admit("blocker")
+    ledger._after_fork()  # what the fork hook runs in the child
+    assert ledger.reserved("blocker") == 0
+    child = ledger.admit("blocker")  # the parent's calls are not the child's to wait for
+    assert child is not None
+    for reservation in parents:
+        assert reservation is not None
+        reservation.release()  # made before the fork: changes nothing here
+    assert ledger.reserved("blocker") == 40

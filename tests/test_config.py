@@ -222,6 +222,7 @@ def test_debug_from_dotenv() -> None:
         ("HYPERTOOL_EXIT_TIMEOUT", "exit_timeout", "0.25", 0.25),
         ("HYPERTOOL_QUEUE_SIZE", "queue_size", "123", 123),
         ("HYPERTOOL_MAX_FIELD_CHARS", "max_field_chars", "4096", 4096),
+        ("HYPERTOOL_BUDGET_REFRESH_SECONDS", "budget_refresh_s", "0.5", 0.5),
     ],
 )
 def test_numeric_variables_from_environment(
@@ -268,6 +269,8 @@ def test_console_flag(monkeypatch: pytest.MonkeyPatch) -> None:
         ("HYPERTOOL_EXPORT_TIMEOUT", "-1"),
         ("HYPERTOOL_EXIT_TIMEOUT", "nan"),
         ("HYPERTOOL_MAX_FIELD_CHARS", "lots"),
+        ("HYPERTOOL_BUDGET_REFRESH_SECONDS", "0"),
+        ("HYPERTOOL_BUDGET_REFRESH_SECONDS", "often"),
         ("LANGFUSE_HOST", "ftp://x"),
         ("LANGFUSE_HOST", "langfuse.example.com"),
         ("LANGFUSE_DEBUG", "maybe"),

@@ -496,6 +496,32 @@ def test_dropped_spans_are_counted_per_sink(
         integration.shutdown(0)
 
 
+def test_every_configured_sink_starts_at_zero_drops(
+    registry: CollectorRegistry, collector: PersonaMetricsCollector, tmp_path: Any
+) -> None:
+    # A series born with the first drop has no earlier sample: rate()/increase() (the
+    # TraceExportDropping alert) would miss that drop. Every configured sink is a series at 0.
+    own = CollectorRegistry()
+    integration = LangfuseIntegration(
+        exporters={"bad": ExporterReturningFailure(), "memory": InMemorySpanExporter()},
+        metrics_registry=own,
+    )
+    try:
+        for reg in (own, None):
+            if reg is None:
+                collector.attach(integration)  # another registry: the collector's own counter
+                reg = registry
+            for sink in ("bad", "memory"):
+                assert value(reg, "hypertool_export_dropped_spans_total", sink=sink) == 0.0
+        ObservableLLM(lambda p: "ok", model="gpt-4o", langfuse=integration)("x")
+        integration.flush(timeout=5.0)
+        for reg in (own, registry):
+            assert value(reg, "hypertool_export_dropped_spans_total", sink="bad") == 1.0
+            assert value(reg, "hypertool_export_dropped_spans_total", sink="memory") == 0.0
+    finally:
+        integration.shutdown(0)
+
+
 def test_label_cardinality_is_bounded(registry: CollectorRegistry) -> None:
     collector = PersonaMetricsCollector(
         registry=registry, personas=PersonaRegistry([]), max_label_values=3

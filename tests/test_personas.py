@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hypertool.instrumentation import (
     Persona,
@@ -18,6 +20,7 @@ from hypertool.instrumentation import (
     canonical_name,
     load_personas,
 )
+from hypertool.instrumentation.persona_names import _equivalence_key
 
 BUILTIN = {
     "backend-engineer",
@@ -63,9 +66,92 @@ def test_canonical_name_spellings(spelling: str) -> None:
     assert canonical_name(spelling) == "backend-engineer"
 
 
-@pytest.mark.parametrize("empty", ["", "   ", "---", "!!!"])
+@pytest.mark.parametrize("empty", ["", "   ", "\t\n"])
 def test_canonical_name_of_nothing_is_unknown(empty: str) -> None:
     assert canonical_name(empty) == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("name", "canonical"),
+    [
+        ("エンジニア", "エンジニア"),
+        ("инженер", "инженер"),
+        ("مهندس", "مهندس"),
+        ("Ingénieure", "ingénieure"),
+        ("Инженер Данных", "инженер-данных"),
+        ("हिन्दी इंजीनियर", "हिन्दी-इंजीनियर"),  # combining vowel signs are kept
+        ("Ｂａｃｋｅｎｄ　Ｅｎｇｉｎｅｅｒ", "backend-engineer"),  # NFKC: full-width forms
+        ("Inge\u0301nieure", "ingénieure"),  # NFKC: a combining accent is composed
+        ("backend — engineer", "backend-engineer"),  # Unicode dashes separate words
+    ],
+)
+def test_canonical_name_keeps_the_letters_of_every_script(name: str, canonical: str) -> None:
+    assert canonical_name(name) == canonical
+
+
+def test_distinct_names_never_merge_and_never_become_unknown() -> None:
+    names = [
+        "エンジニア",
+        "инженер",
+        "مهندس",
+        "ingénieure",
+        "ingenieure",
+        "!!!",
+        "???",
+        "---",
+        "C++ Dev",
+        "C# Dev",
+        "c-dev",
+        "O'Brien",
+        "OBrien",
+        "🤖",
+        "👾",
+        "\ud800",
+        "\udfff",
+        "x" * 64 + "a",
+        "x" * 64 + "b",
+        "x" * 64,
+    ]
+    canonical = [canonical_name(name) for name in names]
+    assert "unknown" not in canonical
+    assert len(set(canonical)) == len(names), dict(zip(names, canonical, strict=True))
+    for result in canonical:
+        assert 0 < len(result) <= 64 and canonical_name(result) == result
+        result.encode("utf-8")  # never a lone surrogate: every sink can encode it
+
+
+def test_a_name_with_symbols_keeps_its_readable_part() -> None:
+    result = canonical_name("C++ Dev")
+    assert result.startswith("c-dev-") and len(result) == len("c-dev-") + 12
+    assert canonical_name("tta-c++_dev") == result  # the usual spellings still agree
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_canonical_name_is_idempotent_on_any_text(name: str) -> None:
+    once = canonical_name(name)
+    assert canonical_name(once) == once
+    assert 0 < len(once) <= 64
+    assert once == "unknown" or name.strip()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(min_size=1, max_size=40), st.text(min_size=1, max_size=40))
+def test_names_merge_only_when_they_are_spellings_of_one_name(a: str, b: str) -> None:
+    if canonical_name(a) == canonical_name(b):
+        assert _equivalence_key(a) == _equivalence_key(b) or not (a.strip() or b.strip())
+
+
+def test_warnings_stay_bounded_however_many_names(caplog: pytest.LogCaptureFixture) -> None:
+    marker = uuid.uuid4().hex[:8]
+    names = [f"Bounded {marker} {i}" for i in range(12_000)]
+    with caplog.at_level(logging.WARNING, logger="hypertool.instrumentation"):
+        for _ in range(2):
+            for i, name in enumerate(names):
+                assert canonical_name(name) == f"bounded-{marker}-{i}"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 101, len(warnings)  # the first 100 spellings, then one summary
+    assert "further ones are not logged" in warnings[-1]
 
 
 def test_canonical_name_does_not_strip_the_bare_prefix() -> None:

@@ -110,6 +110,46 @@ def test_parse_since() -> None:
             parse_since(bad, now)
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("traces", "--limit", "99999999999999999999"),
+        ("generations", "--limit", "9223372036854775808"),
+        ("generations", "--slowest", "9223372036854775808"),
+        ("report", "--since", "9999-12-31T23:59:59+14:00"),
+        ("report", "--since", "0001-01-01T00:00:00-14:00"),
+        ("traces", "--since", "1600-01-01"),
+        ("generations", "--since", "99999999999d"),
+    ],
+)
+def test_out_of_range_numbers_and_dates_are_usage_errors(
+    seeded: Seeded, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(list(argv))
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    *usage, error = err.splitlines()  # argparse's usage, then one line of error
+    assert error.startswith(f"hypertool {argv[0]}: error: argument {argv[1]}: ")
+    assert "out of range" in error and argv[-1] in error
+    assert usage[0].startswith("usage: ") and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("traces", "--limit", "9223372036854775807"),
+        ("generations", "--slowest", "9223372036854775807"),
+        ("report", "--since", "2262-04-11T00:00:00Z"),
+        ("report", "--since", "1677-09-22T00:00:00Z"),
+    ],
+)
+def test_the_largest_numbers_and_dates_in_range_work(
+    seeded: Seeded, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
+) -> None:
+    assert run_json(capsys, *argv) is not None
+
+
 def test_report_human(seeded: Seeded, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "report")
     assert code == 0

@@ -112,6 +112,12 @@ def test_budget_gauges_are_budget_minus_used(demo: Demo, prometheus: Prometheus)
         assert remaining[name] == personas[name].token_budget - used, name
 
 
+def test_the_store_sink_drop_series_exists_at_zero(prometheus: Prometheus) -> None:
+    # rate()/increase() see the first drop only if the series existed before it.
+    result = prometheus.query("hypertool_export_dropped_spans_total")
+    assert {s["metric"]["sink"]: float(s["value"][1]) for s in result} == {"store": 0.0}
+
+
 def test_quality_gates_and_switches_are_scraped(prometheus: Prometheus) -> None:
     gates = prometheus.query("sum by (result) (hypertool_workflow_quality_gate_total)")
     assert {s["metric"]["result"]: float(s["value"][1]) for s in gates} == {"passed": 3.0}

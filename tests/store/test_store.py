@@ -666,7 +666,7 @@ def test_version_2_database_gains_environment_and_release(db: Path) -> None:
             (time.time_ns(), time.time_ns()),
         )
     with TraceStore(db) as store:
-        assert store.stats()["schema_version"] == SCHEMA_VERSION == 4
+        assert store.stats()["schema_version"] == SCHEMA_VERSION == len(MIGRATIONS)
         (old,) = store.traces()
         assert (old["name"], old["environment"], old["release"]) == ("old", None, None)
         assert store.traces(filters=Filters(environment="production")) == []

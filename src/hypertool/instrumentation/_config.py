@@ -31,6 +31,7 @@ HYPERTOOL_PERSONAS_DIR = "HYPERTOOL_PERSONAS_DIR"
 HYPERTOOL_PRICES = "HYPERTOOL_PRICES"
 HYPERTOOL_BUDGET_PERIOD = "HYPERTOOL_BUDGET_PERIOD"
 HYPERTOOL_BUDGET_POLICY = "HYPERTOOL_BUDGET_POLICY"
+HYPERTOOL_BUDGET_REFRESH_SECONDS = "HYPERTOOL_BUDGET_REFRESH_SECONDS"
 HYPERTOOL_STORE = "HYPERTOOL_STORE"
 HYPERTOOL_STORE_RETENTION_DAYS = "HYPERTOOL_STORE_RETENTION_DAYS"
 HYPERTOOL_STORE_MAX_FIELD_CHARS = "HYPERTOOL_STORE_MAX_FIELD_CHARS"
@@ -56,6 +57,8 @@ DEFAULT_MAX_FIELD_CHARS = 100_000
 DEFAULT_STORE_MAX_FIELD_CHARS = 20_000
 """Characters of a prompt or completion kept in the local store (a smaller file)."""
 DEFAULT_RETENTION_DAYS = 30.0
+DEFAULT_BUDGET_REFRESH_SECONDS = 1.0
+"""How often, at most, a ``day``/``month`` budget re-reads what other processes spent."""
 STORE_OFF = "off"
 MAX_RELEASE_CHARS = 200
 """Longest release kept (langfuse's SDK drops longer trace-level values)."""
@@ -291,6 +294,7 @@ class Settings:
     budget_period: str = "session"
     budget_policy: str = "warn"
     budget_period_set: bool = False
+    budget_refresh_s: float = DEFAULT_BUDGET_REFRESH_SECONDS
     store_path: Path | None = None
     store_path_set: bool = False
     store_retention_days: float = DEFAULT_RETENTION_DAYS
@@ -392,6 +396,9 @@ def load_settings(
         budget_period=_choice(env, HYPERTOOL_BUDGET_PERIOD, BUDGET_PERIODS),
         budget_policy=_choice(env, HYPERTOOL_BUDGET_POLICY, BUDGET_POLICIES),
         budget_period_set=bool(env.get(HYPERTOOL_BUDGET_PERIOD, "").strip()),
+        budget_refresh_s=_setting(
+            None, "", env, HYPERTOOL_BUDGET_REFRESH_SECONDS, DEFAULT_BUDGET_REFRESH_SECONDS
+        ),
         store_path=store_path(env),
         store_path_set=bool(env.get(HYPERTOOL_STORE, "").strip()),
         store_retention_days=_at_least(

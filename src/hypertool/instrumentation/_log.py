@@ -16,6 +16,8 @@ logger = logging.getLogger("hypertool.instrumentation")
 
 _warned: set[str] = set()
 _warn_lock = threading.Lock()
+_families: dict[str, set[str]] = {}
+_families_full: set[str] = set()
 
 
 def _fresh_lock() -> None:
@@ -35,10 +37,34 @@ def warn_once(key: str, message: str, *args: object) -> None:
     logger.warning(message, *args)
 
 
+def warn_first(family: str, key: str, limit: int, message: str, *args: object) -> None:
+    """Log ``message`` once per ``key``, for the first ``limit`` keys of ``family``.
+
+    The next new key gets one last warning, that further ones go unreported: however many
+    distinct keys arrive (persona names, say), at most ``limit + 1`` warnings are logged and
+    at most ``limit`` keys remembered.
+    """
+    with _warn_lock:
+        seen = _families.setdefault(family, set())
+        if key in seen or family in _families_full:
+            return
+        full = len(seen) >= limit
+        if full:
+            _families_full.add(family)
+        else:
+            seen.add(key)
+    if full:
+        logger.warning("more than %d %s: further ones are not logged", limit, family)
+    else:
+        logger.warning(message, *args)
+
+
 def forget_warnings() -> None:
     """Let every once-per-process warning be logged again (for tests)."""
     with _warn_lock:
         _warned.clear()
+        _families.clear()
+        _families_full.clear()
 
 
 def enable_debug_logging() -> None:

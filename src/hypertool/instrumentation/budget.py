@@ -4,17 +4,29 @@ Remaining = budget - used, and may go negative so an overrun stays visible (the 
 clamped it at 0, which made its budget alert impossible to fire). Policy ``warn`` logs once per
 persona and period and lets calls through; ``block`` raises :class:`BudgetExceededError` before
 an instrumented call when the persona's budget is already spent.
+
+Under policy ``block`` budgets hold under concurrency:
+
+- **Threads.** A call admitted by :meth:`BudgetLedger.admit` reserves the persona's mean
+  tokens (and USD) per call until its generation is recorded, so calls in flight count before
+  they finish: however many threads or tasks call at once, a budget is overspent by at most
+  one call, plus how far calls in flight exceed the mean.
+- **Processes sharing a store.** For ``day`` and ``month`` periods, what the others spent is
+  read from the store (``history``) again at most every ``refresh_s`` seconds; this process's
+  own usage is counted exactly, whether or not it has reached the store yet.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from hypertool.instrumentation._fork import reset_in_child
 from hypertool.instrumentation.personas import PersonaRegistry, builtin_personas, canonical_name
@@ -25,22 +37,46 @@ Period = Literal["session", "day", "month"]
 Policy = Literal["warn", "block"]
 PERIODS: tuple[Period, ...] = ("session", "day", "month")
 POLICIES: tuple[Policy, ...] = ("warn", "block")
+DEFAULT_REFRESH_S = 1.0
 
-History = Callable[[str, int], tuple[int, float]]
-"""(persona, since_ns) → (tokens, USD) used since then, e.g. from the local store."""
+
+class Spent(NamedTuple):
+    """Usage of one persona: tokens, USD (calls with a known price), number of calls."""
+
+    tokens: int
+    cost_usd: float
+    calls: int = 0
+
+
+NOTHING = Spent(0, 0.0)
+
+History = Callable[[str, int], "Spent | tuple[int, float] | tuple[int, float, int] | None"]
+"""(persona, since_ns) → what everyone else spent since then — earlier runs, other processes
+(e.g. from the local store), not this ledger's own records; None when it cannot be read
+consistently right now (the ledger keeps what it had and reads again on its next call).
+"""
 
 
 class BudgetExceededError(RuntimeError):
     """A persona with policy ``block`` has spent its budget; the LLM was not called."""
 
-    def __init__(self, persona: str, used: float, budget: float, unit: str = "tokens") -> None:
+    def __init__(
+        self,
+        persona: str,
+        used: float,
+        budget: float,
+        unit: str = "tokens",
+        reserved: float = 0,
+    ) -> None:
+        in_flight = f", {reserved} more reserved by calls in flight" if reserved else ""
         super().__init__(
-            f"persona {persona!r} has spent its budget ({used} of {budget} {unit}); "
+            f"persona {persona!r} has spent its budget ({used} of {budget} {unit}{in_flight}); "
             "the call was blocked (budget policy 'block')"
         )
         self.persona = persona
         self.used = used
         self.budget = budget
+        self.reserved = reserved
 
 
 def period_start_ns(period: Period, now_ns: int | None = None, session_ns: int = 0) -> int:
@@ -56,10 +92,66 @@ def period_start_ns(period: Period, now_ns: int | None = None, session_ns: int =
 
 @dataclass
 class _Account:
+    """One persona's usage in one period."""
+
     period_start: int
-    tokens: int = 0
+    tokens: int = 0  # recorded by this ledger
     cost: float = 0.0
     warned: bool = False
+    others: Spent = NOTHING  # everyone else's, from ``history``
+    baseline: Spent = NOTHING  # everyone else's when the budget was last reset
+    read_at: float = -math.inf  # time.monotonic() of the last ``history`` read
+    reading: bool = False
+    reserved_tokens: int = 0  # set aside for calls in flight
+    reserved_cost: float = 0.0
+    in_flight: int = 0
+
+    @property
+    def used_tokens(self) -> int:
+        return self.tokens + max(self.others.tokens - self.baseline.tokens, 0)
+
+    @property
+    def used_cost(self) -> float:
+        return self.cost + max(self.others.cost_usd - self.baseline.cost_usd, 0.0)
+
+
+@dataclass
+class _Mean:
+    """Tokens and USD per call of one persona (calls that used tokens), over this ledger's
+    life.
+    """
+
+    calls: int = 0
+    tokens: int = 0
+    cost: float = 0.0
+
+
+@dataclass(eq=False)
+class _Reservation:
+    """What one admitted call set aside (see :class:`~.model.records.Reservation`)."""
+
+    ledger: BudgetLedger = field(repr=False)
+    account: _Account = field(repr=False)
+    persona: str
+    tokens: int
+    cost: float
+    epoch: int
+    open: bool = True
+
+    def settle(self, tokens: int, cost_usd: float | None) -> None:
+        """Replace what was set aside by the call's real usage (idempotent)."""
+        self.ledger._settle(self, tokens, cost_usd)
+
+    def release(self) -> None:
+        """Give back what was set aside: the call will not be recorded (idempotent)."""
+        self.ledger._settle(self, None, None)
+
+    def __del__(self) -> None:
+        # Never settled (instrumentation failed after admission, work discarded at exit):
+        # given back at the ledger's next use. No lock here: a collection may run anywhere.
+        if self.open:
+            self.open = False
+            self.ledger._abandoned.append(self)
 
 
 @dataclass(frozen=True)
@@ -92,9 +184,12 @@ class BudgetLedger:
             ``budgetPolicy``.
         period: Period of personas that set none.
         policy: Policy of personas that set none.
-        history: Usage already recorded in this period by earlier processes (``day`` and
-            ``month`` periods survive restarts through it).
+        history: What others spent in this period (earlier runs, other processes sharing the
+            store), so ``day`` and ``month`` budgets survive restarts and are shared.
         sync: Called before every read, so pending records are counted first.
+        refresh_s: ``history`` is read again at most this often per persona (the staleness
+            bound of other processes' usage).
+
     """
 
     def __init__(
@@ -105,25 +200,39 @@ class BudgetLedger:
         policy: Policy = "warn",
         history: History | None = None,
         sync: Callable[[], None] | None = None,
+        refresh_s: float = DEFAULT_REFRESH_S,
     ) -> None:
         self.personas = personas if personas is not None else builtin_personas()
         self.default_period: Period = period
         self.default_policy: Policy = policy
+        self.refresh_s = refresh_s
         self._history = history
         self._sync = sync or _nothing
         self._session_start = time.time_ns()
         self._accounts: dict[str, _Account] = {}
+        self._means: dict[str, _Mean] = {}
+        self._abandoned: deque[_Reservation] = deque()
+        self._epoch = 0  # a fork starts a new one: reservations before it are the parent's
         self._lock = threading.Lock()
         reset_in_child(self, BudgetLedger._after_fork)
-        # check() runs before every instrumented call: with no "block" policy it does nothing.
+        # admit() runs before every instrumented call: with no "block" policy it does nothing.
         self._any_blocking = policy == "block" or any(
             persona.budget_policy == "block" for persona in self.personas.values()
         )
 
     def _after_fork(self) -> None:
-        # A parent thread may have held the lock at fork: the child's is new (usage so far is
-        # kept: it is this process's history too).
+        # A parent thread may have held the lock at fork: the child's is new. The calls in
+        # flight were the parent's: their reservations are not the child's to wait for. The
+        # usage so far is kept (it is this process's history too), except where the store
+        # shares it: there the child is another writer, and reads the parent's from the store.
         self._lock = threading.Lock()
+        self._epoch += 1
+        self._abandoned = deque()
+        for name, account in self._accounts.items():
+            account.reserved_tokens, account.reserved_cost, account.in_flight = 0, 0.0, 0
+            account.reading = False
+            if self._uses_history(name):
+                account.tokens, account.cost, account.read_at = 0, 0.0, -math.inf
 
     # -- settings per persona --------------------------------------------------------------
     def budget(self, persona: str) -> int | None:
@@ -145,70 +254,191 @@ class BudgetLedger:
         found = self.personas.get(canonical_name(persona))
         return found.cost_budget_usd if found else None
 
-    # -- recording -------------------------------------------------------------------------
-    def _account(self, name: str, now_ns: int | None = None) -> _Account:
-        start = period_start_ns(self.period(name), now_ns, self._session_start)
+    # -- accounts --------------------------------------------------------------------------
+    def _account(self, name: str) -> _Account:
+        """The persona's account of the current period (call with the lock held)."""
+        start = period_start_ns(self.period(name), None, self._session_start)
         account = self._accounts.get(name)
         if account is None or account.period_start != start:
-            tokens, cost = 0, 0.0
-            if self._history is not None and self.period(name) != "session":
-                try:
-                    tokens, cost = self._history(name, start)
-                except Exception:
-                    logger.warning("could not read earlier usage of %s", name, exc_info=True)
-            account = _Account(start, tokens, cost)
+            account = _Account(start)
+            if self._uses_history(name):
+                # The first read of a period is waited for: nothing is known before it.
+                found = self._read_history(name, start, first=True)
+                if found is not None:
+                    account.others, account.read_at = found, time.monotonic()
             self._accounts[name] = account
         return account
 
+    def _uses_history(self, name: str) -> bool:
+        return self._history is not None and self.period(name) != "session"
+
+    def _read_history(self, name: str, start: int, *, first: bool) -> Spent | None:
+        assert self._history is not None
+        try:
+            found = self._history(name, start)
+        except Exception:
+            if first:
+                logger.warning("could not read earlier usage of %s", name, exc_info=True)
+            else:
+                logger.debug("could not read other processes' usage of %s", name, exc_info=True)
+            return None
+        return None if found is None else Spent(*found)
+
+    def _refresh(self, name: str) -> None:
+        """Read what others spent again when it is older than ``refresh_s``; one reader at a
+        time, outside the lock (other calls go on with what was read before).
+        """
+        if not self._uses_history(name):
+            return
+        with self._lock:
+            account = self._account(name)
+            now = time.monotonic()
+            if account.reading or now - account.read_at < self.refresh_s:
+                return
+            account.reading = True
+        found = None
+        try:
+            found = self._read_history(name, account.period_start, first=False)
+        finally:
+            with self._lock:
+                account.reading = False
+                if found is not None:
+                    account.others, account.read_at = found, now
+
+    def _give_back_abandoned(self) -> None:
+        """Release reservations that were dropped unsettled (call with the lock held)."""
+        while self._abandoned:
+            try:
+                reservation = self._abandoned.popleft()
+            except IndexError:
+                break
+            self._unreserve(reservation)
+
+    def _unreserve(self, reservation: _Reservation) -> None:
+        if reservation.epoch != self._epoch:  # made before a fork, in the parent
+            return
+        account = reservation.account
+        account.reserved_tokens -= reservation.tokens
+        account.reserved_cost -= reservation.cost
+        account.in_flight -= 1
+
+    # -- admission -------------------------------------------------------------------------
+    def admit(self, persona: str) -> _Reservation | None:
+        """Admit one call of ``persona``, setting aside its expected usage until it is recorded.
+
+        Under policy ``block``, raises when what is used plus what calls in flight have set
+        aside reaches the budget; the reservation is the persona's mean tokens and USD per
+        call (nothing until one of its calls has been recorded). Does nothing, cheaply, for
+        personas with policy ``warn``.
+
+        Returns:
+            The reservation (settled when the call's generation is recorded), or None when
+            no budget is enforced for ``persona``.
+
+        Raises:
+            BudgetExceededError: The budget is spent, or set aside by calls in flight.
+
+        """
+        if not self._any_blocking:
+            return None
+        name = canonical_name(persona)
+        if self.policy(name) != "block":
+            return None
+        budget, cost_budget = self.budget(name), self.cost_budget(name)
+        if not budget and cost_budget is None:
+            return None
+        self._sync()
+        self._refresh(name)
+        with self._lock:
+            self._give_back_abandoned()
+            account = self._account(name)
+            used, cost = account.used_tokens, account.used_cost
+            reserved, reserved_cost = account.reserved_tokens, account.reserved_cost
+            over_tokens = bool(budget) and used + reserved >= (budget or 0)
+            over_cost = cost_budget is not None and cost + reserved_cost >= cost_budget
+            if not (over_tokens or over_cost):
+                tokens, usd = self._estimate(name, account)
+                account.reserved_tokens += tokens
+                account.reserved_cost += usd
+                account.in_flight += 1
+                return _Reservation(self, account, name, tokens, usd, self._epoch)
+        if over_tokens:
+            raise BudgetExceededError(name, used, budget or 0, reserved=reserved)
+        assert cost_budget is not None
+        raise BudgetExceededError(
+            name, round(cost, 4), cost_budget, "USD", reserved=round(reserved_cost, 4)
+        )
+
+    def check(self, persona: str) -> None:
+        """Raise :class:`BudgetExceededError` when ``persona`` (policy ``block``) has spent it
+        (or calls in flight have set it aside). Does nothing for personas with policy ``warn``.
+        """
+        reservation = self.admit(persona)
+        if reservation is not None:
+            reservation.release()
+
+    def _estimate(self, name: str, account: _Account) -> tuple[int, float]:
+        """Expected tokens and USD of one call: the persona's mean, from this ledger's calls,
+        else from others' (the store's), else nothing yet.
+        """
+        mean = self._means.get(name)
+        if mean is not None and mean.calls:
+            return round(mean.tokens / mean.calls), mean.cost / mean.calls
+        others = account.others
+        if others.calls:
+            return round(others.tokens / others.calls), others.cost_usd / others.calls
+        return 0, 0.0
+
+    def _settle(self, reservation: _Reservation, tokens: int | None, cost: float | None) -> None:
+        with self._lock:
+            settled = reservation.open
+            if settled:
+                reservation.open = False
+                self._unreserve(reservation)
+            self._give_back_abandoned()
+        if settled and tokens is not None:
+            self.record(reservation.persona, tokens, cost)
+
+    # -- recording -------------------------------------------------------------------------
     def record(self, persona: str, tokens: int, cost_usd: float | None = None) -> None:
         """Add ``tokens`` (and ``cost_usd``) to what ``persona`` used this period."""
         name = canonical_name(persona)
+        tokens, cost = max(tokens, 0), max(cost_usd or 0.0, 0.0)
         with self._lock:
             account = self._account(name)
-            account.tokens += max(tokens, 0)
-            account.cost += max(cost_usd or 0.0, 0.0)
+            account.tokens += tokens
+            account.cost += cost
+            if tokens:  # a failed call used nothing, and is no estimate of the next one
+                mean = self._means.get(name)
+                if mean is None:
+                    mean = self._means[name] = _Mean()
+                mean.calls += 1
+                mean.tokens += tokens
+                mean.cost += cost
             warn = not account.warned and self._over(name, account)
             if warn:
                 account.warned = True
+            used, spent = account.used_tokens, account.used_cost
         if warn:
             logger.warning(
                 "persona %r is over its budget this %s: %d tokens used of %s, $%.4f of %s",
                 name,
                 self.period(name),
-                account.tokens,
+                used,
                 self.budget(name),
-                account.cost,
+                spent,
                 self.cost_budget(name),
             )
 
     def _over(self, name: str, account: _Account) -> bool:
         budget, cost_budget = self.budget(name), self.cost_budget(name)
-        return bool(budget and account.tokens >= budget) or (
-            cost_budget is not None and account.cost >= cost_budget
+        return bool(budget and account.used_tokens >= budget) or (
+            cost_budget is not None and account.used_cost >= cost_budget
         )
-
-    def check(self, persona: str) -> None:
-        """Raise :class:`BudgetExceededError` when ``persona`` (policy ``block``) has spent it.
-
-        Does nothing for personas with policy ``warn``.
-        """
-        if not self._any_blocking or self.policy(persona) != "block":
-            return
-        self._sync()
-        name = canonical_name(persona)
-        with self._lock:
-            account = self._account(name)
-            if not self._over(name, account):
-                return
-            budget, cost_budget = self.budget(name), self.cost_budget(name)
-        if budget and account.tokens >= budget:
-            raise BudgetExceededError(name, account.tokens, budget)
-        assert cost_budget is not None
-        raise BudgetExceededError(name, round(account.cost, 4), cost_budget, "USD")
 
     # -- reading ---------------------------------------------------------------------------
     def used(self, persona: str, *, sync: bool = True) -> int:
-        """Tokens used by ``persona`` this period.
+        """Tokens used by ``persona`` this period (by every process sharing the history).
 
         Args:
             persona: The persona.
@@ -217,14 +447,24 @@ class BudgetLedger:
         """
         if sync:
             self._sync()
+        name = canonical_name(persona)
+        self._refresh(name)
         with self._lock:
-            return self._account(canonical_name(persona)).tokens
+            return self._account(name).used_tokens
 
     def cost(self, persona: str) -> float:
         """USD spent by ``persona`` this period (calls with a known price)."""
         self._sync()
+        name = canonical_name(persona)
+        self._refresh(name)
         with self._lock:
-            return self._account(canonical_name(persona)).cost
+            return self._account(name).used_cost
+
+    def reserved(self, persona: str) -> int:
+        """Tokens set aside by ``persona``'s calls in flight (policy ``block``)."""
+        with self._lock:
+            self._give_back_abandoned()
+            return self._account(canonical_name(persona)).reserved_tokens
 
     def remaining(self, persona: str) -> int | None:
         """Budget minus used; negative when overrun; None if the persona has no budget."""
@@ -249,19 +489,22 @@ class BudgetLedger:
         )
 
     def reset(self, persona: str | None = None) -> None:
-        """Restore the full budget of ``persona`` (of every persona when None)."""
+        """Restore the full budget of ``persona`` (of every persona when None) for the rest of
+        the period: what was used until now, here and by others, no longer counts.
+        """
         self._sync()
         with self._lock:
             names = list(self._accounts) if persona is None else [canonical_name(persona)]
             for name in names:
-                start = period_start_ns(self.period(name), None, self._session_start)
-                self._accounts[name] = _Account(start)
+                account = self._account(name)
+                account.tokens, account.cost, account.warned = 0, 0.0, False
+                account.baseline = account.others
 
     def snapshot(self) -> dict[str, int]:
         """Tokens used per persona this period."""
         self._sync()
         with self._lock:
-            return {name: a.tokens for name, a in self._accounts.items() if a.tokens}
+            return {name: a.used_tokens for name, a in self._accounts.items() if a.used_tokens}
 
 
 def _nothing() -> None:

@@ -28,13 +28,14 @@ from hypertool.instrumentation._config import Settings, load_settings, mask_secr
 from hypertool.instrumentation._fork import at_exit, on_fork_in_child
 from hypertool.instrumentation._log import enable_debug_logging, forget_warnings, logger, warn_once
 from hypertool.instrumentation.budget import BudgetLedger, History, Period, Policy
-from hypertool.instrumentation.export.drops import dropped_spans_counter
+from hypertool.instrumentation.export.drops import dropped_spans_counter, start_at_zero
 from hypertool.instrumentation.masking import MaskFunction, chain
 from hypertool.instrumentation.model.handles import GenerationContext, SpanContext, TraceContext
 from hypertool.instrumentation.model.records import (
     CallContext,
     GenerationInput,
     GenerationListener,
+    Reservation,
 )
 from hypertool.instrumentation.model.usage import (
     Usage,
@@ -149,6 +150,7 @@ class LangfuseIntegration:
         # The OpenTelemetry SDK and the sinks are imported here, when an integration is built,
         # so that importing the package stays light.
         from hypertool.instrumentation.export.pipeline import Pipeline
+        from hypertool.instrumentation.store import DELIVERY_INTERVAL_S as STORE_INTERVAL_S
 
         self._pipeline: Pipeline | None = (
             Pipeline(
@@ -158,10 +160,13 @@ class LangfuseIntegration:
                 # Not a bound method: the pipeline must not keep the integration alive.
                 on_drop=(functools.partial(_count_dropped, self.metrics_registry),),
                 tracer_provider=tracer_provider,
+                schedule_delays={"store": STORE_INTERVAL_S},
             )
             if sinks
             else None
         )
+        if sinks:  # known label values start at 0, so increase() sees the first drop
+            start_at_zero(self.metrics_registry, sinks)
         tracer = self._pipeline.tracer if self._pipeline else None
         deferred = self._deferred
 
@@ -174,6 +179,7 @@ class LangfuseIntegration:
             policy=cast(Policy, settings.budget_policy),
             history=history,
             sync=sync,
+            refresh_s=settings.budget_refresh_s,
         )
         clean = Cleaner(chain(mask), settings.max_field_chars)
         common = {
@@ -221,7 +227,7 @@ class LangfuseIntegration:
                     max_field_chars=settings.store_max_field_chars,
                 )
                 sinks["store"] = store
-                history = store.usage_since
+                history = store.spent_by_others
             except (StoreError, OSError) as exc:
                 warn_once("store-failed", "the local trace store is off: %s", exc)
         sinks.update(exporters)
@@ -434,6 +440,16 @@ class LangfuseIntegration:
     def record(self, generation: GenerationInput) -> GenerationContext:
         """Record a finished call (the one path every way of recording a generation takes)."""
         return self._generations.record(generation)
+
+    # -- budgets ---------------------------------------------------------------------------
+    def admit(self, persona: str) -> Reservation | None:
+        """Admit a call of ``persona`` before it is made (see :meth:`BudgetLedger.admit`).
+
+        Raises:
+            BudgetExceededError: The persona's budget is spent under policy ``block``.
+
+        """
+        return self.budgets.admit(persona)
 
     # -- deferred recording ----------------------------------------------------------------
     def defer(self, fn: Callable[..., None], *args: Any) -> None:

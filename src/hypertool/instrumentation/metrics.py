@@ -13,7 +13,7 @@ from prometheus_client.registry import REGISTRY
 
 from hypertool.instrumentation._fork import reset_in_child
 from hypertool.instrumentation.budget import BudgetLedger
-from hypertool.instrumentation.export.drops import dropped_spans_counter
+from hypertool.instrumentation.export.drops import dropped_spans_counter, start_at_zero
 from hypertool.instrumentation.model.records import GenerationRecord
 from hypertool.instrumentation.personas import PersonaRegistry, builtin_personas, canonical_name
 
@@ -168,6 +168,7 @@ class PersonaMetricsCollector:
         # The integration already counts its drops in its registry; count here only if ours
         # is another one, so no span is counted twice.
         if integration.pipeline is not None and integration.metrics_registry is not self.registry:
+            start_at_zero(self.registry, integration.sinks)
             for processor in integration.pipeline.processors:
                 processor.add_drop_listener(self.record_dropped_spans)
         for name in self.personas:

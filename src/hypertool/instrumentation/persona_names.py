@@ -4,17 +4,24 @@ store column), so analytics never split one persona in two.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
+import unicodedata
 
-from hypertool.instrumentation._log import logger
+from hypertool.instrumentation._log import warn_first
 
 UNKNOWN_PERSONA = "unknown"
 _PREFIXES = ("tta-",)
-_SEPARATORS = re.compile(r"[\s_./]+")
-_NOT_ALLOWED = re.compile(r"[^a-z0-9-]+")
+# Whitespace, "_", ".", "/" and dashes (ASCII and Unicode) separate words.
+_SEPARATORS = re.compile(r"[\s_./\u2010-\u2015\u2212-]+")
+_ASCII_NOT_ALLOWED = re.compile(r"[^a-z0-9-]+")
 _DASHES = re.compile(r"-{2,}")
 _MAX_NAME = 64
-_canonical_cache: dict[str, str] = {}
+_DIGEST_BYTES = 6  # 12 hex digits: distinct names collide with odds of ~1e-7 among 10,000
+_MAX_CACHED_LENGTH = 256
+_MAX_WARNED_NAMES = 100
+_SHOWN = 80
 
 
 class PersonaError(ValueError):
@@ -24,22 +31,67 @@ class PersonaError(ValueError):
 def canonical_name(name: str) -> str:
     """Return the canonical persona name: lower-case kebab, without the ``tta-`` prefix.
 
-    ``Backend Engineer`` and ``tta-backend-engineer`` both become ``backend-engineer``; the
-    first time a non-canonical spelling is seen, a warning names both, so analytics never
-    split one persona in two.
+    ``Backend Engineer`` and ``tta-backend-engineer`` both become ``backend-engineer``:
+    case, separators (spaces, ``_``, ``.``, ``/``, dashes) and the prefix never split one
+    persona in two. Letters and digits of every script are kept (NFKC-normalised, so
+    ``Ingénieure`` becomes ``ingénieure`` and ``エンジニア`` stays itself). Distinct names never
+    merge: a name with other characters (``C++ Dev``) or longer than 64 characters keeps a
+    readable part and gains a short digest of the whole (``c-dev-1f0e…``); only a name with
+    nothing but whitespace is ``unknown``. The first time a non-canonical spelling is seen, a
+    warning names both (for the first 100 such spellings; then one last warning).
     """
-    cached = _canonical_cache.get(name)
-    if cached is not None:
-        return cached
-    text = _SEPARATORS.sub("-", str(name).strip().lower())
-    text = _DASHES.sub("-", _NOT_ALLOWED.sub("", text)).strip("-")
+    text = name if type(name) is str else str(name)
+    if len(text) > _MAX_CACHED_LENGTH:
+        return _canonical(text)  # not cached: a cache of huge names would be a leak
+    return _canonical_cached(text)
+
+
+def _equivalence_key(text: str) -> str:
+    """What every spelling of one persona has in common: NFKC, lower case, one dash between
+    words, no surrounding dashes, no ``tta-`` prefix.
+    """
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    text = _DASHES.sub("-", _SEPARATORS.sub("-", text.strip().lower())).strip("-")
     for prefix in _PREFIXES:
         # Repeatedly: "tta-tta-x" must give what its result gives ("x"), or one persona splits.
         while text.startswith(prefix) and len(text) > len(prefix):
             text = text[len(prefix) :]
-    text = text[:_MAX_NAME].strip("-") or UNKNOWN_PERSONA
-    if text != name:
-        logger.warning("persona %r is recorded as %r (canonical name)", name, text)
-    if len(_canonical_cache) < 10_000:
-        _canonical_cache[name] = text
     return text
+
+
+def _canonical(text: str) -> str:
+    key = _equivalence_key(text)
+    if key.isascii():
+        readable = _ASCII_NOT_ALLOWED.sub("", key)
+    else:
+        readable = "".join(
+            char
+            for char in key[: _MAX_CACHED_LENGTH * 4]
+            if char == "-" or unicodedata.category(char)[0] in "LMN"
+        )
+    readable = _DASHES.sub("-", readable).strip("-")
+    if readable == key and 0 < len(key) <= _MAX_NAME:
+        result = key
+    elif not key and not text.strip():
+        result = UNKNOWN_PERSONA
+    else:
+        # Something was left out or cut: a digest of the whole keeps distinct names apart.
+        whole = (key or text.strip()).encode("utf-8", "surrogatepass")
+        digest = hashlib.blake2b(whole, digest_size=_DIGEST_BYTES).hexdigest()
+        readable = readable[: _MAX_NAME - len(digest) - 1].strip("-") or "persona"
+        result = f"{readable}-{digest}"
+    if result != text:
+        shown = text if len(text) <= _SHOWN else f"{text[:_SHOWN]}…"
+        warn_first(
+            "non-canonical persona names",
+            text if len(text) <= _MAX_CACHED_LENGTH else result,
+            _MAX_WARNED_NAMES,
+            "persona %r is recorded as %r (canonical name)",
+            shown,
+            result,
+        )
+    return result
+
+
+_canonical_cached = functools.lru_cache(maxsize=4096)(_canonical)

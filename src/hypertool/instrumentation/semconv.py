@@ -97,6 +97,12 @@ STREAM_CHUNKS: Final = "hypertool.stream.chunks"
 # Cost: ``COST_DETAILS`` holds {"input", "output", "total"} in USD when the model's price is
 # known; ``COST_KNOWN`` is False when it is not (never a silent 0).
 COST_KNOWN: Final = "hypertool.cost.known"
+# Metadata past the first MAX_METADATA_KEYS of a span, folded into one JSON object: the key
+# under ``langfuse.trace.metadata.`` / ``langfuse.observation.metadata.`` (a metadata entry in
+# Langfuse), and, for raw ``attributes=``, an attribute of its own.
+METADATA_OVERFLOW: Final = "hypertool_overflow"
+ATTRIBUTES_OVERFLOW: Final = "hypertool.attributes_overflow"
+OVERFLOW_OMITTED: Final = "hypertool_omitted_keys"
 
 # Values
 TYPE_SPAN: Final = "span"

@@ -25,7 +25,7 @@ from hypertool.instrumentation.capture.resolution import resolve
 from hypertool.instrumentation.capture.streams import StreamOutcome, observe_stream
 from hypertool.instrumentation.capture.target import Target, TargetGetter
 from hypertool.instrumentation.model.handles import TraceContext
-from hypertool.instrumentation.model.records import CallContext, GenerationInput
+from hypertool.instrumentation.model.records import CallContext, GenerationInput, Reservation
 from hypertool.instrumentation.model.usage import Usage, complete_usage, freeze, snapshot, text_of
 from hypertool.instrumentation.personas import canonical_name
 
@@ -33,15 +33,21 @@ from hypertool.instrumentation.personas import canonical_name
 class Call:
     """One call in flight: where it belongs, what it was asked, when it started."""
 
-    __slots__ = ("context", "metadata", "prompt", "start_ns", "target")
+    __slots__ = ("context", "metadata", "prompt", "reservation", "start_ns", "target")
 
     def __init__(
-        self, target: Target, context: CallContext, prompt: Any, metadata: Mapping[str, Any] | None
+        self,
+        target: Target,
+        context: CallContext,
+        prompt: Any,
+        metadata: Mapping[str, Any] | None,
+        reservation: Reservation | None,
     ) -> None:
         self.target = target
         self.context = context
         self.prompt = prompt
         self.metadata = metadata
+        self.reservation = reservation
         self.start_ns = time.time_ns()
 
 
@@ -111,9 +117,13 @@ class CallRecorder:
                 default_chatmode=self.chatmode,
             )
             # A spent budget under policy "block" must stop the call: raised past the guard.
-            target.budgets.check(context.persona)
+            reservation = target.admit(context.persona)
             return Call(
-                target, context, prompt if type(prompt) is str else freeze(prompt), metadata
+                target,
+                context,
+                prompt if type(prompt) is str else freeze(prompt),
+                metadata,
+                reservation,
             )
         except BudgetExceededError:
             raise
@@ -267,6 +277,7 @@ class CallRecorder:
                 model_parameters=self.model_parameters,
                 completion_start_ns=completion_start_ns,
                 attributes=extra or None,
+                reservation=call.reservation,
             )
         )
 

@@ -5,17 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from hypertool.instrumentation.budget import BudgetLedger
 from hypertool.instrumentation.model.handles import GenerationContext
-from hypertool.instrumentation.model.records import GenerationInput
+from hypertool.instrumentation.model.records import GenerationInput, Reservation
 
 
 class Target(Protocol):
-    """Checks budgets, runs deferred work, records generations (a ``LangfuseIntegration``)."""
+    """Admits calls under budgets, runs deferred work, records generations (a
+    ``LangfuseIntegration``).
+    """
 
-    @property
-    def budgets(self) -> BudgetLedger:
-        """The persona budgets checked before each call."""
+    def admit(self, persona: str) -> Reservation | None:
+        """Admit a call of ``persona`` before it is made, setting aside its expected usage.
+
+        Raises:
+            BudgetExceededError: The persona's budget is spent under policy ``block``.
+
+        """
 
     def defer(self, fn: Callable[..., None], *args: Any) -> None:
         """Run ``fn(*args)`` soon on the recorder thread."""

@@ -27,6 +27,7 @@ from hypertool.instrumentation._config import (
 from hypertool.instrumentation.cli import output as out
 from hypertool.instrumentation.store import documents
 from hypertool.instrumentation.store.filters import (
+    MAX_INTEGER,
     STATUSES,
     Filters,
     parse_duration,
@@ -48,7 +49,7 @@ def parse_since(text: str, now: datetime | None = None) -> int:
     epoch nanoseconds.
 
     Raises:
-        argparse.ArgumentTypeError: ``text`` is neither.
+        argparse.ArgumentTypeError: ``text`` is neither, or a moment the store cannot hold.
 
     """
     try:
@@ -64,6 +65,8 @@ def _whole(text: str, minimum: int) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < minimum:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}")
+    if value > MAX_INTEGER:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range (at most {MAX_INTEGER})")
     return value
 
 
@@ -115,7 +118,7 @@ def _existing_store(args: argparse.Namespace) -> Path:
 
 
 def _open_store(args: argparse.Namespace) -> TraceStore:
-    return TraceStore(_existing_store(args), create=False)
+    return TraceStore(_existing_store(args), read_only=True)
 
 
 def _emit(payload: Any) -> None:

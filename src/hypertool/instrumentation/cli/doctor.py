@@ -80,7 +80,7 @@ def _store(path: Path | None, source: str) -> dict[str, Any]:
         info["detail"] = "created on first use"
         return info
     try:
-        with TraceStore(path, create=False) as store:
+        with TraceStore(path, read_only=True) as store:
             stats = store.stats()
     except StoreError as exc:
         info["error"] = str(exc)

@@ -6,10 +6,11 @@ This processor keeps the same exporter interface but counts every span it cannot
 never makes the caller wait longer than asked.
 
 Accounting is exact per sink: every span handed in is counted once, as exported or as dropped.
-A batch still in the exporter's hands when :meth:`DeliveryProcessor.close` gives up is decided
-once: close counts it as dropped unless the exporter already claimed it (an exporter with
-``export_claimed`` — the local store — claims a batch just before making it durable and
-abandons it when close was first), and a late answer is then ignored.
+An exporter with ``export_partial`` — the local store — may write part of a batch and says how
+many spans it could not write: exactly those are dropped. A batch still in the exporter's hands
+when :meth:`DeliveryProcessor.close` gives up is decided once: close counts it as dropped
+unless the exporter already claimed it (``export_partial`` claims a batch just before making
+it durable and abandons it when close was first), and a late answer is then ignored.
 
 The export thread holds the processor weakly (a processor nobody holds ends its thread) and is
 started on the first span; in a forked child the queue starts empty (the parent's spans are the
@@ -44,14 +45,15 @@ _CLAIMED_WAIT_S = 1.0
 EXPORT_THREAD_PREFIX = "hypertool-export-"
 
 
-class ClaimingExport(Protocol):
-    """``export_claimed`` of an exporter that can abandon a batch until its last step."""
+class PartialExport(Protocol):
+    """``export_partial`` of an exporter that may write part of a batch (a span it cannot
+    take costs that span, not its batch) and can abandon a batch until its last step.
+    """
 
-    def __call__(
-        self, spans: Sequence[ReadableSpan], claim: Callable[[], bool]
-    ) -> SpanExportResult:
+    def __call__(self, spans: Sequence[ReadableSpan], claim: Callable[[], bool]) -> int:
         """Export ``spans``; call ``claim()`` just before they become durable, and when it
-        returns False abandon them (roll back) and return ``FAILURE``.
+        returns False abandon them (roll back). Returns how many were not delivered
+        (0 to ``len(spans)``; all of them when abandoned or failed).
         """
 
 
@@ -96,7 +98,7 @@ class DeliveryProcessor(SpanProcessor):
         self._schedule_delay = schedule_delay
         self._on_drop = list(on_drop)
         self._only_scope = only_scope
-        self._export_claimed: ClaimingExport | None = getattr(exporter, "export_claimed", None)
+        self._export_partial: PartialExport | None = getattr(exporter, "export_partial", None)
         self._stopping = False
         self._closed = False
         self._fresh_state()
@@ -334,22 +336,22 @@ class DeliveryProcessor(SpanProcessor):
             self._drop(len(batch))
             return
         try:
-            if self._export_claimed is not None:
-                result = self._export_claimed(batch, self._claim)
+            if self._export_partial is not None:
+                lost = min(max(int(self._export_partial(batch, self._claim)), 0), len(batch))
             else:
                 result = self._exporter.export(batch)
+                lost = 0 if result is SpanExportResult.SUCCESS else len(batch)
         except Exception:
             logger.debug("exporter for the %s sink raised", self.sink, exc_info=True)
-            result = SpanExportResult.FAILURE
+            lost = len(batch)
         try:
             with self._lock:
                 if not self._in_flight:  # close() counted it as dropped already
                     return
                 self._in_flight, self._claimed = 0, False
-                if result is SpanExportResult.SUCCESS:
-                    self.exported += len(batch)
-            if result is not SpanExportResult.SUCCESS:
-                self._drop(len(batch))
+                self.exported += len(batch) - lost
+            if lost:
+                self._drop(lost)
         finally:
             settled.set()
 

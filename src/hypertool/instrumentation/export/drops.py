@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -45,4 +46,16 @@ def dropped_spans_counter(registry: CollectorRegistry | None = None) -> Counter:
                 registry=registry,
             )
             _counters[registry] = counter
+    return counter
+
+
+def start_at_zero(registry: CollectorRegistry | None, sinks: Iterable[str]) -> Counter:
+    """The counter, with a series at 0 for each of ``sinks``.
+
+    A series born with its first drop has no earlier sample, so ``rate()`` and ``increase()``
+    (the ``TraceExportDropping`` alert) would not see that drop: known sinks start at 0.
+    """
+    counter = dropped_spans_counter(registry)
+    for sink in sinks:
+        counter.labels(sink)
     return counter

@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Tracer
@@ -21,7 +21,26 @@ from hypertool.instrumentation.export.delivery import DeliveryProcessor, DropLis
 logger = logging.getLogger("hypertool.instrumentation")
 
 TRACER_NAME = "hypertool.instrumentation"
+DEFAULT_SCHEDULE_DELAY_S = 1.0
 __version__ = "0.1.0"
+
+
+# Our spans carry at most ~40 attributes of ours plus 64 + 1 of the user's metadata (and 32 + 1
+# raw attributes): 256 leaves room, and a limit of our own is not lowered by the
+# OTEL_*_LIMIT variables meant for the application's provider. Values are capped by us
+# (HYPERTOOL_MAX_FIELD_CHARS), never cut by OpenTelemetry.
+def span_limits() -> SpanLimits:
+    """The limits of our own tracer provider."""
+    return SpanLimits(
+        max_attributes=128,
+        max_span_attributes=256,
+        max_events=128,
+        max_links=128,
+        max_event_attributes=128,
+        max_link_attributes=128,
+        max_attribute_length=SpanLimits.UNSET,
+        max_span_attribute_length=SpanLimits.UNSET,
+    )
 
 
 class Pipeline:
@@ -34,6 +53,8 @@ class Pipeline:
         tracer_provider: Use this provider instead of building one (its processors are the
             application's business; ours are added to it).
         on_drop: Told of every span a sink could not deliver.
+        schedule_delays: Seconds between exports of a sink whose queue is not full, by sink
+            name (1 s for the others).
 
     """
 
@@ -45,16 +66,20 @@ class Pipeline:
         exit_timeout: float,
         tracer_provider: TracerProvider | None = None,
         on_drop: tuple[DropListener, ...] = (),
+        schedule_delays: Mapping[str, float] | None = None,
     ) -> None:
         self.own_provider = tracer_provider is None
         self.provider = tracer_provider or TracerProvider(
-            resource=Resource.create({"service.name": "hypertool"}), shutdown_on_exit=False
+            resource=Resource.create({"service.name": "hypertool"}),
+            shutdown_on_exit=False,
+            span_limits=span_limits(),
         )
         self.processors = [
             DeliveryProcessor(
                 name,
                 exporter,
                 max_queue_size=queue_size,
+                schedule_delay=(schedule_delays or {}).get(name, DEFAULT_SCHEDULE_DELAY_S),
                 on_drop=on_drop,
                 # In the application's provider, our sinks take only our spans.
                 only_scope=TRACER_NAME if tracer_provider is not None else None,

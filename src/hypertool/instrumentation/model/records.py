@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from hypertool.instrumentation.model.handles import SpanContext, TraceContext
 from hypertool.instrumentation.model.usage import Usage
@@ -34,6 +34,20 @@ class CallContext:
     stage: str = ""
 
 
+class Reservation(Protocol):
+    """Tokens set aside in a persona's budget for one call in flight (policy ``block``).
+
+    Made when the call is admitted; settled with the real usage when its generation is
+    recorded, or released when it never will be.
+    """
+
+    def settle(self, tokens: int, cost_usd: float | None) -> None:
+        """Replace the tokens set aside by what the call really used (idempotent)."""
+
+    def release(self) -> None:
+        """Give back the tokens set aside: the call is not recorded (idempotent)."""
+
+
 @dataclass(frozen=True, slots=True)
 class GenerationInput:
     """A finished LLM call, ready to be recorded as a generation.
@@ -52,6 +66,8 @@ class GenerationInput:
         model_parameters: Temperature, max tokens…
         completion_start_ns: When a stream's first token arrived (ns since the epoch).
         attributes: Span attributes only a provider knows (system, response id, …), set last.
+        reservation: What the call set aside in its persona's budget when it was admitted;
+            recording settles it with the real usage.
 
     """
 
@@ -68,6 +84,7 @@ class GenerationInput:
     model_parameters: Mapping[str, Any] | None = None
     completion_start_ns: int | None = None
     attributes: Mapping[str, Any] | None = None
+    reservation: Reservation | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,12 +34,14 @@ from hypertool.instrumentation.recording.spans import (
     finish,
     iso_time,
     metadata_attributes,
+    repaired,
+    repaired_value,
 )
 
 
 class Cleaner:
-    """Masks secrets, then caps the length with a visible marker: what every text sent to a
-    sink goes through.
+    """Repairs unencodable characters, masks secrets, then caps the length with a visible
+    marker: what every text sent to a sink goes through.
     """
 
     def __init__(self, mask: MaskFunction, max_chars: int) -> None:
@@ -47,7 +49,8 @@ class Cleaner:
         self._max_chars = max_chars
 
     def __call__(self, text: str) -> str:
-        """``text`` masked and capped."""
+        """``text`` repaired, masked and capped."""
+        text = repaired(text)
         limit = self._max_chars
         if len(text) <= limit:
             return self._mask(text)
@@ -104,6 +107,12 @@ class GenerationRecorder:
                 g.model,
             )
         cost_usd = None if cost is None else cost.total
+        # The budget first: it holds whatever happens to the span.
+        if g.reservation is not None:  # what the call set aside gives way to what it used
+            g.reservation.settle(g.usage.total, cost_usd)
+        else:
+            self.budgets.record(context.persona, g.usage.total, cost_usd)
+        name = repaired(g.name)
         span_id = ""
         trace_id = trace.trace_id if trace is not None else ""
         if self.tracer is not None and (trace is None or trace.span is not trace_api.INVALID_SPAN):
@@ -119,7 +128,7 @@ class GenerationRecorder:
                 if parent_context is not None and not parent_context.is_valid:
                     parent_context = None  # its parent never started: a trace of its own
                 span_context = self.finished.record(
-                    g.name,
+                    name,
                     getrandbits(128) if parent_context is None else parent_context.trace_id,
                     parent_context,
                     attributes,
@@ -129,7 +138,7 @@ class GenerationRecorder:
                 )
             else:
                 span = self.tracer.start_span(
-                    g.name,
+                    name,
                     context=Context() if parent is None else trace_api.set_span_in_context(parent),
                     attributes=attributes,
                     start_time=g.start_ns,
@@ -141,20 +150,19 @@ class GenerationRecorder:
         elif not trace_id:
             trace_id = format(getrandbits(128), "032x")
         record = GenerationRecord(
-            name=g.name,
+            name=name,
             persona=context.persona,
-            chatmode=context.chatmode,
-            model=g.model,
+            chatmode=repaired(context.chatmode),
+            model=repaired(g.model),
             usage=g.usage,
             start_ns=g.start_ns,
             end_ns=g.end_ns,
             error=message,
             trace_id=trace_id,
-            workflow=context.workflow,
-            stage=context.stage,
+            workflow=repaired(context.workflow),
+            stage=repaired(context.stage),
             cost_usd=cost_usd,
         )
-        self.budgets.record(context.persona, g.usage.total, cost_usd)
         for listener in self.listeners:
             try:
                 listener(record)
@@ -163,8 +171,8 @@ class GenerationRecorder:
         return GenerationContext(
             generation_id=span_id,
             trace_id=trace_id,
-            name=g.name,
-            model=g.model,
+            name=record.name,
+            model=record.model,
             persona=context.persona,
             usage=g.usage,
             latency_s=record.duration_s,
@@ -177,27 +185,39 @@ class GenerationRecorder:
         trace = context.trace
         usage = g.usage
         clean = self.clean
+        model = repaired(g.model)
         if context.parent is not None:
             trace_attrs = context.parent.trace_attributes
         elif trace is not None:
             trace_attrs = trace.trace_attributes
         else:  # a trace of its own
-            trace_attrs = {attr.TRACE_NAME: g.name, attr.USER_ID: context.persona, **self.common}
+            trace_attrs = {
+                attr.TRACE_NAME: repaired(g.name),
+                attr.USER_ID: context.persona,
+                **self.common,
+            }
             if context.chatmode:
-                trace_attrs[attr.TRACE_TAGS] = [context.chatmode]
-        span_attrs: dict[str, Any] = {
-            # The Langfuse trace's user: the persona owning the trace (or the stage) the call is
-            # in, so every Langfuse trace has one user; the caller's own persona is PERSONA.
-            **trace_attrs,
-            attr.PERSONA: context.persona,
-            attr.CHATMODE: context.chatmode,
-            attr.OBSERVATION_TYPE: attr.TYPE_GENERATION,
-            attr.MODEL: g.model,
-            attr.GEN_AI_OPERATION: "chat",
-            attr.GEN_AI_REQUEST_MODEL: g.model,
-            attr.INPUT: clean(g.prompt),
-            attr.COST_KNOWN: cost is not None,
-        }
+                trace_attrs[attr.TRACE_TAGS] = [repaired(context.chatmode)]
+        # User metadata first: a provider with a lower attribute limit than ours evicts the
+        # oldest entries, and those must be the user's, never ours.
+        span_attrs: dict[str, Any] = (
+            metadata_attributes(attr.OBSERVATION_METADATA, g.metadata, clean) if g.metadata else {}
+        )
+        # The Langfuse trace's user: the persona owning the trace (or the stage) the call is
+        # in, so every Langfuse trace has one user; the caller's own persona is PERSONA.
+        span_attrs.update(trace_attrs)
+        span_attrs.update(
+            {
+                attr.PERSONA: context.persona,
+                attr.CHATMODE: repaired(context.chatmode),
+                attr.OBSERVATION_TYPE: attr.TYPE_GENERATION,
+                attr.MODEL: model,
+                attr.GEN_AI_OPERATION: "chat",
+                attr.GEN_AI_REQUEST_MODEL: model,
+                attr.INPUT: clean(g.prompt),
+                attr.COST_KNOWN: cost is not None,
+            }
+        )
         failed = g.error is not None
         if g.completion or not failed:  # a failed call has no output (as langfuse's SDK sends)
             span_attrs[attr.OUTPUT] = clean(g.completion)
@@ -216,15 +236,14 @@ class GenerationRecorder:
                 span_attrs[attr.COST_DETAILS] = json.dumps(cost.as_langfuse())
         span_attrs[attr.USAGE_ESTIMATED] = usage.estimated
         if context.workflow:
-            span_attrs[attr.WORKFLOW] = context.workflow
+            span_attrs[attr.WORKFLOW] = repaired(context.workflow)
         if context.stage:
-            span_attrs[attr.STAGE] = context.stage
+            span_attrs[attr.STAGE] = repaired(context.stage)
         if g.model_parameters:
             span_attrs[attr.MODEL_PARAMETERS] = clean(text_of(dict(g.model_parameters)))
-        if g.metadata:
-            span_attrs.update(metadata_attributes(attr.OBSERVATION_METADATA, g.metadata, clean))
         if g.completion_start_ns is not None:
             span_attrs[attr.COMPLETION_START_TIME] = iso_time(g.completion_start_ns)
         if g.attributes:
-            span_attrs.update(g.attributes)
+            for key, value in g.attributes.items():
+                span_attrs[key] = repaired_value(value)
         return span_attrs

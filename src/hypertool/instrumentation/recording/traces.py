@@ -24,7 +24,13 @@ from hypertool.instrumentation.model.handles import (
 )
 from hypertool.instrumentation.model.usage import text_of
 from hypertool.instrumentation.personas import canonical_name
-from hypertool.instrumentation.recording.spans import finish, metadata_attributes
+from hypertool.instrumentation.recording.spans import (
+    finish,
+    metadata_attributes,
+    repaired,
+    repaired_value,
+    user_attributes,
+)
 
 
 class TraceRecorder:
@@ -79,24 +85,28 @@ class TraceRecorder:
         meta = dict(metadata or {})
         if self.tracer is None:
             return self.dead_trace(name, persona, chatmode, meta)
+        name, chatmode = repaired(name), repaired(chatmode)
         trace_attrs: dict[str, Any] = {attr.TRACE_NAME: name, attr.USER_ID: persona, **self.common}
         all_tags = [chatmode, *(tags or [])] if chatmode else list(tags or [])
         if all_tags:
-            trace_attrs[attr.TRACE_TAGS] = all_tags
+            trace_attrs[attr.TRACE_TAGS] = repaired_value(all_tags)
         if session_id:
-            trace_attrs[attr.SESSION_ID] = session_id
+            trace_attrs[attr.SESSION_ID] = repaired(session_id)
         trace_metadata = metadata_attributes(
             attr.TRACE_METADATA, {"chatmode": chatmode, **meta}, self.clean
         )
-        root_attrs = {
-            **trace_attrs,
-            attr.PERSONA: persona,
-            attr.CHATMODE: chatmode,
-            attr.OBSERVATION_TYPE: attr.TYPE_SPAN,
-            **trace_metadata,
-        }
+        # User metadata first: past a provider's attribute limit, the oldest are evicted.
+        root_attrs = dict(trace_metadata)
+        root_attrs.update(trace_attrs)
+        root_attrs.update(
+            {
+                attr.PERSONA: persona,
+                attr.CHATMODE: chatmode,
+                attr.OBSERVATION_TYPE: attr.TYPE_SPAN,
+            }
+        )
         if workflow:
-            root_attrs[attr.WORKFLOW] = workflow
+            root_attrs[attr.WORKFLOW] = repaired(workflow)
         # An empty context: a trace's root must not adopt the application's current span.
         span = self.tracer.start_span(name, context=Context(), attributes=root_attrs)
         trace_id = format(span.get_span_context().trace_id, "032x")
@@ -198,16 +208,24 @@ class TraceRecorder:
                 span: trace_api.Span = trace_api.INVALID_SPAN
             else:
                 parent_span = parent.span if parent is not None else trace.span
+                # User entries first: past a provider's attribute limit, the oldest are
+                # evicted. The caller's attributes still win over ours of the same key.
+                given = user_attributes(attributes)
+                span_attrs = metadata_attributes(attr.OBSERVATION_METADATA, meta, self.clean)
+                span_attrs.update(given)
+                # The Langfuse trace's attributes (its user among them) are set below, once the
+                # span's id decides whether it is a stage's trace of its own.
+                ours = {
+                    attr.PERSONA: resolved,
+                    attr.CHATMODE: trace.chatmode,
+                    attr.OBSERVATION_TYPE: attr.TYPE_SPAN,
+                }
+                for key, value in ours.items():
+                    span_attrs.setdefault(key, value)
                 span = self.tracer.start_span(
-                    name,
+                    repaired(name),
                     context=trace_api.set_span_in_context(parent_span),
-                    attributes={
-                        attr.PERSONA: resolved,
-                        attr.CHATMODE: trace.chatmode,
-                        attr.OBSERVATION_TYPE: attr.TYPE_SPAN,
-                        **metadata_attributes(attr.OBSERVATION_METADATA, meta, self.clean),
-                        **(attributes or {}),
-                    },
+                    attributes=span_attrs,
                 )
                 span_id = format(span.get_span_context().span_id, "016x")
                 if persona:

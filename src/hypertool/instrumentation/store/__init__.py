@@ -22,7 +22,7 @@ from hypertool.instrumentation._config import (
     environment,
     store_path,
 )
-from hypertool.instrumentation.store.exporter import StoreExporter
+from hypertool.instrumentation.store.exporter import DELIVERY_INTERVAL_S, StoreExporter
 from hypertool.instrumentation.store.queries import REPORT_GROUPS, ReportBy, percentile
 from hypertool.instrumentation.store.schema import SCHEMA_VERSION, StoreError, StoreLockedError
 from hypertool.instrumentation.store.trace_store import TraceStore
@@ -32,6 +32,7 @@ DEFAULT_MAX_FIELD_CHARS = DEFAULT_STORE_MAX_FIELD_CHARS
 __all__ = [
     "DEFAULT_MAX_FIELD_CHARS",
     "DEFAULT_RETENTION_DAYS",
+    "DELIVERY_INTERVAL_S",
     "HYPERTOOL_STORE",
     "HYPERTOOL_STORE_MAX_FIELD_CHARS",
     "HYPERTOOL_STORE_RETENTION_DAYS",

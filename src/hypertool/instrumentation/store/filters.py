@@ -20,6 +20,9 @@ WORKFLOW_OF_GENERATION = (
     "coalesce({o}.workflow, (SELECT tw.workflow FROM traces tw WHERE tw.trace_id = {o}.trace_id))"
 )
 
+MAX_INTEGER = 2**63 - 1
+"""SQLite integers (and the epoch nanoseconds in them) are 64-bit: no larger number is asked."""
+
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -38,7 +41,7 @@ def parse_duration(text: str) -> timedelta | None:
     try:
         return timedelta(**{_UNITS[unit]: amount})
     except OverflowError:
-        raise ValueError(f"{text!r} reaches too far back") from None
+        raise ValueError(f"{text!r} is out of range: it reaches too far back") from None
 
 
 def parse_moment(text: str, now: datetime | None = None) -> int:
@@ -46,25 +49,31 @@ def parse_moment(text: str, now: datetime | None = None) -> int:
     as epoch nanoseconds.
 
     Raises:
-        ValueError: ``text`` is neither, or reaches too far back.
+        ValueError: ``text`` is neither, or a moment the store cannot hold (epoch nanoseconds
+            in 64 bits: 1677-09-21 to 2262-04-11).
 
     """
     moment = (now or datetime.now()).astimezone()
     duration = parse_duration(text)
-    if duration is not None:
-        try:
+    try:
+        if duration is not None:
             start = moment - duration
-        except OverflowError:
-            raise ValueError(f"{text!r} reaches too far back") from None
-    else:
-        try:
-            start = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(
-                f"{text!r} is not a duration (24h, 7d, 30m, 2w) or an ISO date (2025-01-31)"
-            ) from None
-        start = start.astimezone() if start.tzinfo is None else start
-    return int(start.timestamp() * 1e9)
+        else:
+            try:
+                start = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(
+                    f"{text!r} is not a duration (24h, 7d, 30m, 2w) or an ISO date (2025-01-31)"
+                ) from None
+            start = start.astimezone() if start.tzinfo is None else start
+        ns = int(start.timestamp() * 1e9)
+    except (OverflowError, OSError):
+        ns = MAX_INTEGER + 1  # out of range, said below
+    if not -MAX_INTEGER <= ns <= MAX_INTEGER:
+        raise ValueError(
+            f"{text!r} is out of range (the store holds times from 1677-09-21 to 2262-04-11)"
+        )
+    return ns
 
 
 @dataclass(frozen=True, slots=True)

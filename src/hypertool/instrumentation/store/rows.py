@@ -123,6 +123,19 @@ UPSERT_PLACEHOLDER = MultiRow(
 )
 
 
+# What each writer stored per persona and UTC day (budgets shared by processes); the rows of
+# one batch are aggregated first, so their keys are distinct.
+UPSERT_WRITER_USAGE = MultiRow(
+    "INSERT INTO writer_usage (writer, persona, day_ns, tokens, cost_usd, calls) VALUES",
+    "(?, ?, ?, ?, ?, ?)",
+    """
+    ON CONFLICT (writer, persona, day_ns) DO UPDATE SET
+        tokens = tokens + excluded.tokens, cost_usd = cost_usd + excluded.cost_usd,
+        calls = calls + excluded.calls
+    """,
+)
+
+
 def cap(text: str | None, limit: int) -> str | None:
     """``text`` cut to ``limit`` characters, with a visible marker saying how much was cut."""
     if text is None or len(text) <= limit:

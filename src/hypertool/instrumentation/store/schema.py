@@ -118,6 +118,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE traces ADD COLUMN release TEXT",
         "CREATE INDEX traces_environment ON traces (environment, release, trace_id)",
     ),
+    # 5: budgets shared by processes: what each writer stored per persona and UTC day,
+    # updated in the same transaction as the rows, so a process reading the store can tell
+    # its own usage from the others' in one snapshot.
+    (
+        """
+        CREATE TABLE writer_usage (
+            writer TEXT NOT NULL,
+            persona TEXT NOT NULL,
+            day_ns INTEGER NOT NULL,
+            tokens INTEGER NOT NULL,
+            cost_usd REAL NOT NULL,
+            calls INTEGER NOT NULL,
+            PRIMARY KEY (writer, persona, day_ns)
+        ) WITHOUT ROWID
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -215,30 +231,40 @@ def _create_file(path: Path) -> None:
         os.close(fd)
 
 
+def _check_ours(connection: sqlite3.Connection, path: Path) -> int:
+    """The file's schema version, after making sure it is a trace store (or empty).
+
+    Only reads: a database that is not ours is refused before anything changes it (its
+    journal mode included).
+
+    Raises:
+        StoreError: Another application's SQLite database, or a newer schema.
+        sqlite3.Error: The file is not a readable SQLite database.
+
+    """
+    # One statement, so one snapshot: another process may be creating the store meanwhile.
+    application, version, tables = connection.execute(
+        "SELECT (SELECT application_id FROM pragma_application_id()), "
+        "(SELECT user_version FROM pragma_user_version()), "
+        "(SELECT count(*) FROM sqlite_schema)"
+    ).fetchone()
+    if application != APPLICATION_ID and (application != 0 or version != 0 or tables):
+        raise StoreError(f"{path}: an SQLite database, but not a hypertool trace store")
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: schema version {version} is newer than this hypertool understands "
+            f"({SCHEMA_VERSION}); upgrade hypertool-instrumentation"
+        )
+    return int(version)
+
+
 def _migrate(connection: sqlite3.Connection, path: Path) -> None:
-    def version() -> int:
-        return int(connection.execute("PRAGMA user_version").fetchone()[0])
-
-    def check(found: int) -> None:
-        if found > SCHEMA_VERSION:
-            raise StoreError(
-                f"{path}: schema version {found} is newer than this hypertool understands "
-                f"({SCHEMA_VERSION}); upgrade hypertool-instrumentation"
-            )
-
-    found = version()
-    check(found)
-    if found == SCHEMA_VERSION:
+    if _check_ours(connection, path) == SCHEMA_VERSION:
         return
 
     def apply(conn: sqlite3.Connection) -> None:
-        current = version()  # another process may have migrated meanwhile
-        check(current)
+        current = _check_ours(conn, path)  # another process may have migrated meanwhile
         if current == 0:
-            application = int(conn.execute("PRAGMA application_id").fetchone()[0])
-            tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
-            if application not in (0, APPLICATION_ID) or tables:
-                raise StoreError(f"{path}: an SQLite database, but not a hypertool trace store")
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         for statements in MIGRATIONS[current:]:
             for statement in statements:
@@ -249,7 +275,9 @@ def _migrate(connection: sqlite3.Connection, path: Path) -> None:
 
 
 def connect(path: Path, *, create: bool, busy_timeout_ms: int) -> sqlite3.Connection:
-    """Open the store at ``path`` (WAL, ``synchronous=NORMAL``) and migrate it forward.
+    """Open the store at ``path`` to write (WAL, ``synchronous=NORMAL``), migrating it forward.
+
+    Another application's database is recognised before anything is changed in it.
 
     Raises:
         StoreError: the file is missing (and ``create`` is False), corrupt, not a trace store,
@@ -272,6 +300,7 @@ def connect(path: Path, *, create: bool, busy_timeout_ms: int) -> sqlite3.Connec
     try:
         connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         patience = busy_timeout_ms / 1000
+        with_retry(path, lambda: _check_ours(connection, path), patience)
         with_retry(
             path, lambda: connection.execute("PRAGMA journal_mode = WAL").fetchone(), patience
         )

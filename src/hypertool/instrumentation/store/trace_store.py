@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -35,11 +36,14 @@ from hypertool.instrumentation.store.filters import Filters, Status
 from hypertool.instrumentation.store.queries import Order, ReportBy, TraceSort
 from hypertool.instrumentation.store.schema import (
     StoreError,
+    StoreLockedError,
     connect,
     connect_read_only,
     in_transaction,
+    store_error,
     with_retry,
 )
+from hypertool.instrumentation.store.writes import BatchAbandoned, SpanRows, Written, writer_work
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
@@ -71,10 +75,6 @@ def check_settings(retention_days: float, max_field_chars: int) -> None:
         raise ConfigError(f"retention_days={retention_days!r} must be a number of at least 0")
     if max_field_chars < 1:
         raise ConfigError(f"max_field_chars={max_field_chars!r} must be at least 1")
-
-
-class BatchAbandoned(Exception):
-    """The batch was rolled back: its writer was told, just before committing, to drop it."""
 
 
 class TraceStore:
@@ -123,6 +123,7 @@ class TraceStore:
         reset_in_child(self, TraceStore._after_fork)
         with self._lock:
             self._connection = self._open()
+        self._identity = _identity(self.path)
         self._last_purge = time.monotonic()
         if read_only:
             return
@@ -130,6 +131,33 @@ class TraceStore:
             self.purge()
         except StoreError as exc:  # a busy store is still readable; purge next time
             logger.debug("trace store purge skipped: %s", exc)
+
+    def close_moved(self) -> None:
+        """Close a store whose file was deleted, moved or replaced (see :meth:`moved`).
+
+        What its write-ahead log still holds is first written into the file, wherever it is
+        now (a moved store keeps all its rows), and the log emptied: SQLite leaves the log
+        and shared-memory files of a moved database beside the old path, where a new store
+        there would read them as its own. Those leftovers are removed when no store is at the
+        path yet.
+        """
+        with self._lock:
+            self._reopen = False
+            if self._connection is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._connection.close()
+                self._connection = None
+        if not self.path.exists():
+            for suffix in ("-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{self.path}{suffix}")
+
+    def moved(self) -> bool:
+        """True when the file at :attr:`path` is no longer the one this store opened: it was
+        deleted, moved or replaced (writes would go to a file nobody reads). One ``stat``.
+        """
+        return _identity(self.path) != self._identity
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
@@ -204,6 +232,10 @@ class TraceStore:
     ) -> int:
         """Store finished spans in one transaction; a span stored before is replaced.
 
+        A span that cannot be stored (text SQLite cannot encode, a number too large for it)
+        costs that span only: when the batch fails for such a reason, its spans are written
+        one by one and the bad ones left out (see :meth:`write_batch`).
+
         Args:
             spans: The spans.
             keep: Asked just before the commit; when it returns False the batch is rolled back
@@ -217,32 +249,62 @@ class TraceStore:
             BatchAbandoned: ``keep`` said no (nothing of it was written).
 
         """
+        return len(self.write_batch(spans, keep=keep).observations)
+
+    def write_batch(
+        self,
+        spans: Sequence[ReadableSpan],
+        writer: str | None = None,
+        *,
+        keep: Callable[[], bool] | None = None,
+    ) -> Written:
+        """Like :meth:`write_spans`, saying which spans were written and how many were not.
+
+        Args:
+            spans: Finished spans.
+            writer: Who writes (one id per process): the tokens, cost and calls of the
+                generations written are added to its usage per persona and UTC day in the
+                same transaction (see :meth:`spent_by_others`).
+            keep: See :meth:`write_spans`.
+
+        Raises:
+            StoreError: Nothing could be written: the store is locked, unreadable or gone.
+            BatchAbandoned: ``keep`` said no (nothing of it was written).
+
+        """
         from hypertool.instrumentation.store import rows
 
         self._writable()
-        observations: list[tuple[Any, ...]] = []
-        roots: list[tuple[Any, ...]] = []
-        placeholders: list[tuple[Any, ...]] = []
+        batch: list[SpanRows] = []
+        rejected = 0
         for span in spans:
-            observation, trace, is_root = rows.span_rows(span, self.max_field_chars)
-            observations.append(observation)
-            (roots if is_root else placeholders).append(trace)
-
-        def write(connection: sqlite3.Connection) -> None:
-            rows.INSERT_OBSERVATION.run(connection, observations)
-            rows.UPSERT_PLACEHOLDER.run(connection, placeholders)
-            rows.UPSERT_ROOT.run(connection, roots)
-            if keep is not None and not keep():
-                raise BatchAbandoned
-
-        if observations:
-            self._run(lambda connection: in_transaction(connection, write))
+            try:
+                batch.append(rows.span_rows(span, self.max_field_chars))
+            except Exception:  # a malformed span: it alone is lost
+                logger.debug("trace store: a span could not be converted", exc_info=True)
+                rejected += 1
+        written = batch
+        if batch:
+            try:
+                self._run(
+                    lambda c: in_transaction(c, writer_work(batch, writer, keep, one_by_one=False))
+                )
+            except (StoreLockedError, OSError, BatchAbandoned):
+                raise
+            except Exception as exc:
+                # Perhaps one bad row: write them one by one, each in a savepoint.
+                written = self._run(
+                    lambda c: in_transaction(c, writer_work(batch, writer, keep, one_by_one=True))
+                )
+                if not written:
+                    raise store_error(self.path, exc) from exc
+                rejected += len(batch) - len(written)
         if time.monotonic() - self._last_purge >= _PURGE_INTERVAL_S:
             try:
                 self.purge()
             except StoreError as exc:
                 logger.debug("trace store purge failed: %s", exc)
-        return len(observations)
+        return Written([observation for observation, _, _ in written], rejected)
 
     def purge(self, now_ns: int | None = None) -> int:
         """Delete traces and observations older than the retention period.
@@ -273,6 +335,8 @@ class TraceStore:
             def work(conn: sqlite3.Connection) -> int:
                 deleted = conn.execute("DELETE FROM observations WHERE start_ns < ?", (cutoff,))
                 conn.execute("DELETE FROM traces WHERE start_ns < ?", (cutoff,))
+                day = queries.day_start(cutoff)
+                conn.execute("DELETE FROM writer_usage WHERE day_ns < ?", (day,))
                 return int(deleted.rowcount)
 
             return in_transaction(connection, work)
@@ -407,8 +471,20 @@ class TraceStore:
 
     def usage_since(self, persona: str, since_ns: int | None = None) -> tuple[int, float]:
         """Tokens and known cost in USD of ``persona``'s generations since ``since_ns``."""
+        tokens, cost, _ = self.spent_since(persona, since_ns)
+        return tokens, cost
+
+    def spent_by_others(self, persona: str, since_ns: int, writer: str) -> tuple[int, float, int]:
+        """Tokens, known USD and calls of ``persona``'s generations since ``since_ns`` (a UTC
+        day boundary) that ``writer`` did not store: one snapshot, so exact however busy.
+        """
         name = _canonical(persona)
-        return self._run(lambda c: queries.usage_since(c, name, since_ns))
+        return self._run(lambda c: queries.spent_by_others(c, name, since_ns, writer))
+
+    def spent_since(self, persona: str, since_ns: int | None = None) -> tuple[int, float, int]:
+        """Tokens, known cost in USD and number of ``persona``'s generations since then."""
+        name = _canonical(persona)
+        return self._run(lambda c: queries.spent_since(c, name, since_ns))
 
     def stats(self) -> dict[str, Any]:
         """Path, size on disk (with the WAL), schema version, row counts, time covered."""
@@ -426,3 +502,12 @@ class TraceStore:
             "retention_days": self.retention_days,
             **counts,
         }
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The file's (device, inode), or None when there is no file at ``path``."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino

@@ -31,7 +31,7 @@ from hypertool.instrumentation.capture.providers.base import (
 from hypertool.instrumentation.capture.resolution import resolve
 from hypertool.instrumentation.capture.streams import ItemPredicate, StreamOutcome, observe_stream
 from hypertool.instrumentation.capture.target import Target, TargetGetter
-from hypertool.instrumentation.model.records import CallContext, GenerationInput
+from hypertool.instrumentation.model.records import CallContext, GenerationInput, Reservation
 from hypertool.instrumentation.model.usage import Usage, complete_usage, text_of
 from hypertool.instrumentation.personas import canonical_name
 
@@ -92,9 +92,10 @@ class Instrumentation:
             default_persona=self.persona,
             default_chatmode=self.chatmode,
         )
-        target.budgets.check(context.persona)
+        reservation = target.admit(context.persona)
         provider = self.provider
         call = Call(provider, target)
+        call.reservation = reservation
         call.context = context
         call.model = str(kwargs.get("model", "") or "")
         call.prompt = provider.prompt(kwargs)
@@ -120,6 +121,7 @@ class Call:
         "parameters",
         "prompt",
         "provider",
+        "reservation",
         "start_ns",
         "streaming",
         "target",
@@ -134,6 +136,7 @@ class Call:
         self.parameters: dict[str, Any] = {}
         self.streaming = False
         self.hide: ItemPredicate | None = None
+        self.reservation: Reservation | None = None
         self.start_ns = time.time_ns()
 
     def returned(self, result: Any) -> Any:
@@ -216,6 +219,7 @@ class Call:
                 model_parameters=self.parameters or None,
                 completion_start_ns=completion_start_ns,
                 attributes=extra,
+                reservation=self.reservation,
             )
         )
 
