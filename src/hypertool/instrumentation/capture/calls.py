@@ -22,26 +22,41 @@ from hypertool.instrumentation.capture.providers.base import (
     summarize_items,
 )
 from hypertool.instrumentation.capture.resolution import resolve
+from hypertool.instrumentation.capture.scorers import Scorer, run_scorers
 from hypertool.instrumentation.capture.streams import StreamOutcome, observe_stream
 from hypertool.instrumentation.capture.target import Target, TargetGetter
-from hypertool.instrumentation.model.handles import TraceContext
+from hypertool.instrumentation.model.handles import (
+    PendingGeneration,
+    TraceContext,
+    set_last_generation,
+)
+from hypertool.instrumentation.model.prompts import PromptLink, active_link, find_link, link_of
 from hypertool.instrumentation.model.records import CallContext, GenerationInput
 from hypertool.instrumentation.model.usage import Usage, complete_usage, freeze, snapshot, text_of
 from hypertool.instrumentation.personas import canonical_name
 
 
-class Call:
-    """One call in flight: where it belongs, what it was asked, when it started."""
+class Call(PendingGeneration):
+    """One call in flight: where it belongs, what it was asked, when it started; once it
+    returned, the handle of its generation (:func:`last_generation`).
+    """
 
-    __slots__ = ("context", "metadata", "prompt", "start_ns", "target")
+    __slots__ = ("context", "link", "metadata", "prompt", "start_ns", "target")
 
     def __init__(
-        self, target: Target, context: CallContext, prompt: Any, metadata: Mapping[str, Any] | None
+        self,
+        target: Target,
+        context: CallContext,
+        prompt: Any,
+        metadata: Mapping[str, Any] | None,
+        link: PromptLink | None,
     ) -> None:
+        super().__init__()
         self.target = target
         self.context = context
         self.prompt = prompt
         self.metadata = metadata
+        self.link = link
         self.start_ns = time.time_ns()
 
 
@@ -65,6 +80,8 @@ class CallRecorder:
         chatmode: Default chatmode.
         model_parameters: Recorded on every generation.
         stream_providers: Providers whose stream items a returned generator may yield.
+        scorers: Turn each successful call's input and output into scores of its generation
+            (:mod:`~.scorers`), on the recorder thread.
 
     """
 
@@ -77,6 +94,7 @@ class CallRecorder:
         chatmode: str | None,
         model_parameters: Mapping[str, Any] | None,
         stream_providers: Sequence[Provider] = (),
+        scorers: Sequence[Scorer] = (),
     ) -> None:
         self.name = name
         self.model = model
@@ -85,6 +103,7 @@ class CallRecorder:
         self.chatmode = chatmode
         self.model_parameters = dict(model_parameters) if model_parameters else None
         self.stream_providers = tuple(stream_providers)
+        self.scorers = tuple(scorers)
 
     # -- the caller's path -----------------------------------------------------------------
     def start(
@@ -112,9 +131,11 @@ class CallRecorder:
             )
             # A spent budget under policy "block" must stop the call: raised past the guard.
             target.budgets.check(context.persona)
-            return Call(
-                target, context, prompt if type(prompt) is str else freeze(prompt), metadata
-            )
+            if type(prompt) is str:
+                return Call(target, context, prompt, metadata, active_link())
+            # A compiled managed prompt links the call; a list loses the link when frozen.
+            link = link_of(prompt) or active_link()
+            return Call(target, context, freeze(prompt), metadata, link)
         except BudgetExceededError:
             raise
         except Exception:
@@ -135,6 +156,7 @@ class CallRecorder:
         if call is None:
             return result
         try:
+            set_last_generation(call)
             end_ns = time.time_ns()
             if error is not None:
                 completion, usage = "", None
@@ -252,7 +274,7 @@ class CallRecorder:
             if error is not None
             else complete_usage(provider_usage, prompt, completion)
         )
-        call.target.record(
+        generation = call.target.record(
             GenerationInput(
                 context=call.context,
                 name=self.name,
@@ -267,8 +289,12 @@ class CallRecorder:
                 model_parameters=self.model_parameters,
                 completion_start_ns=completion_start_ns,
                 attributes=extra or None,
+                prompt_link=call.link or find_link(call.prompt),
             )
         )
+        call.resolve(generation)
+        if self.scorers and error is None:
+            run_scorers(self.scorers, call.target, generation, call.prompt, completion)
 
 
 def prompt_of(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:

@@ -47,6 +47,8 @@ class DeliveryProcessor(SpanProcessor):
         on_drop: Callbacks told of every dropped span.
         only_scope: Accept only spans of this instrumentation scope (ours, when the tracer
             provider is the application's and carries its spans too).
+        item: What is delivered, for warnings and the thread's name: ``span``, or ``score``
+            (scores ride the same queue and accounting, see :mod:`.scores`).
 
     """
 
@@ -60,8 +62,10 @@ class DeliveryProcessor(SpanProcessor):
         schedule_delay: float = 1.0,
         on_drop: Sequence[DropListener] = (),
         only_scope: str | None = None,
+        item: str = "span",
     ) -> None:
         self.sink = sink
+        self.item = item
         self._exporter = exporter
         self._max_queue_size = max_queue_size
         self._max_batch_size = max_batch_size
@@ -80,7 +84,9 @@ class DeliveryProcessor(SpanProcessor):
         self._unreported = 0
         self._last_report = 0.0
         self._thread = threading.Thread(
-            target=self._run, name=f"{EXPORT_THREAD_PREFIX}{sink}", daemon=True
+            target=self._run,
+            name=f"{EXPORT_THREAD_PREFIX}{sink}" + ("" if item == "span" else f"-{item}s"),
+            daemon=True,
         )
         self._thread.start()
 
@@ -226,11 +232,13 @@ class DeliveryProcessor(SpanProcessor):
                 return
             count, self._unreported, self._last_report = self._unreported, 0, now
         logger.warning(
-            "%d span(s) could not be delivered to the %s sink (total %d); "
-            "see hypertool_export_dropped_spans_total",
+            "%d %s(s) could not be delivered to the %s sink (total %d); "
+            "see hypertool_export_dropped_%ss_total",
             count,
+            self.item,
             self.sink,
             self.dropped,
+            self.item,
         )
 
     def _run(self) -> None:

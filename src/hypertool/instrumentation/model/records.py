@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hypertool.instrumentation.model.handles import SpanContext, TraceContext
+from hypertool.instrumentation.model.prompts import PromptLink
 from hypertool.instrumentation.model.usage import Usage
 
 
@@ -52,6 +53,7 @@ class GenerationInput:
         model_parameters: Temperature, max tokens…
         completion_start_ns: When a stream's first token arrived (ns since the epoch).
         attributes: Span attributes only a provider knows (system, response id, …), set last.
+        prompt_link: The managed prompt the call was made from (name and version), if any.
 
     """
 
@@ -68,6 +70,7 @@ class GenerationInput:
     model_parameters: Mapping[str, Any] | None = None
     completion_start_ns: int | None = None
     attributes: Mapping[str, Any] | None = None
+    prompt_link: PromptLink | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -167,6 +167,9 @@ class GenerationRecorder:
             latency_s=record.duration_s,
             error=message,
             cost_usd=cost_usd,
+            chatmode=context.chatmode,
+            workflow=context.workflow,
+            stage=context.stage,
         )
 
     def _attributes(self, g: GenerationInput, cost: Mapping[str, float] | None) -> dict[str, Any]:
@@ -205,6 +208,11 @@ class GenerationRecorder:
             span_attrs.update(metadata_attributes(attr.OBSERVATION_METADATA, g.metadata, clean))
         if g.completion_start_ns is not None:
             span_attrs[attr.COMPLETION_START_TIME] = iso_time(g.completion_start_ns)
+        if g.prompt_link is not None:
+            # Langfuse links a generation to a prompt version by these two (name as a string,
+            # version as an int); a fallback prompt never has a link.
+            span_attrs[attr.PROMPT_NAME] = g.prompt_link.name
+            span_attrs[attr.PROMPT_VERSION] = g.prompt_link.version
         if g.attributes:
             span_attrs.update(g.attributes)
         return span_attrs

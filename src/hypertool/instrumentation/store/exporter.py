@@ -1,16 +1,17 @@
-"""The local store as a sink: an OpenTelemetry span exporter writing to a :class:`TraceStore`.
+"""The local store as a sink: an OpenTelemetry span exporter writing to a :class:`TraceStore`,
+and a score sink (:class:`~hypertool.instrumentation.model.scores.ScoreSink`) for scores.
 
 A corrupt or locked database never raises into the application: the exporter reports the batch
-as failed, and the delivery processor counts its spans as dropped.
+as failed, and the delivery processor counts its spans (or scores) as dropped.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -25,6 +26,10 @@ from hypertool.instrumentation.store.trace_store import (
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
+
+    from hypertool.instrumentation.model.scores import Score
+
+T = TypeVar("T")
 
 _FAILURE_REPORT_INTERVAL_S = 60.0
 
@@ -64,6 +69,7 @@ class StoreExporter(SpanExporter):
         self._stopped = False
         self._last_failure_report = -_FAILURE_REPORT_INTERVAL_S
         self.exported_spans = 0
+        self.exported_scores = 0
         self.failed_batches = 0
 
     def __repr__(self) -> str:
@@ -76,19 +82,39 @@ class StoreExporter(SpanExporter):
                 return SpanExportResult.FAILURE
             try:
                 if self._store is None:
-                    self._store = TraceStore(
-                        self.path,
-                        busy_timeout_ms=self._busy_timeout_ms,
-                        retention_days=self._retention_days,
-                        max_field_chars=self._max_field_chars,
-                    )
+                    self._store = self._open()
                 self.exported_spans += self._store.write_spans(spans)
             except Exception as exc:
                 self._failed(exc)
                 return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
 
-    def _failed(self, exc: Exception) -> None:
+    def export_scores(self, scores: Sequence[Score]) -> int:
+        """Write ``scores`` in one transaction; how many were not written (never raises)."""
+        with self._lock:
+            if self._stopped:
+                return len(scores)
+            try:
+                if self._store is None:
+                    self._store = self._open()
+                self.exported_scores += self._store.write_scores(scores)
+            except Exception as exc:
+                self._failed(exc, "scores")
+                return len(scores)
+        return 0
+
+    def close_scores(self) -> None:
+        """Nothing of the scores' own to release: the store closes with the span sink."""
+
+    def _open(self) -> TraceStore:
+        return TraceStore(
+            self.path,
+            busy_timeout_ms=self._busy_timeout_ms,
+            retention_days=self._retention_days,
+            max_field_chars=self._max_field_chars,
+        )
+
+    def _failed(self, exc: Exception, what: str = "spans") -> None:
         self.failed_batches += 1
         if not isinstance(exc, StoreLockedError) and self._store is not None:
             # Corrupt, moved or replaced: open afresh on the next batch.
@@ -98,10 +124,12 @@ class StoreExporter(SpanExporter):
         if now - self._last_failure_report >= _FAILURE_REPORT_INTERVAL_S:
             self._last_failure_report = now
             logger.error(
-                "trace store: %s (%d batch(es) failed so far; their spans are counted in "
-                "hypertool_export_dropped_spans_total)",
+                "trace store: %s (%d batch(es) failed so far; their %s are counted in "
+                "hypertool_export_dropped_%s_total)",
                 exc if isinstance(exc, StoreError) else f"{self.path}: {exc!r}",
                 self.failed_batches,
+                what,
+                what,
             )
         else:
             logger.debug("trace store batch failed: %s", exc)
@@ -117,15 +145,20 @@ class StoreExporter(SpanExporter):
             StoreError: The store cannot be read.
 
         """
+        return self.read(lambda store: store.usage_since(persona, since_ns))
+
+    def read(self, operation: Callable[[TraceStore], T]) -> T:
+        """Run ``operation`` with the store's reading connection (opened on first use; it
+        never waits for a batch being written). Local prompt versions are recorded through it.
+
+        Raises:
+            StoreError: The store cannot be opened or read.
+
+        """
         with self._reader_lock:
             if self._reader is None:
-                self._reader = TraceStore(
-                    self.path,
-                    busy_timeout_ms=self._busy_timeout_ms,
-                    retention_days=self._retention_days,
-                    max_field_chars=self._max_field_chars,
-                )
-            return self._reader.usage_since(persona, since_ns)
+                self._reader = self._open()
+            return operation(self._reader)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Nothing is buffered here: every :meth:`export` call commits before returning."""

@@ -39,6 +39,8 @@ OBSERVATION_COLUMNS = (
     "input",
     "output",
     "metadata",
+    "prompt_name",
+    "prompt_version",
 )
 
 Row = tuple[Any, ...]
@@ -230,6 +232,8 @@ def span_rows(span: ReadableSpan, max_field_chars: int) -> tuple[Row, Row, bool]
     level = pop(attr.LEVEL, None)
     message = _text(pop(attr.STATUS_MESSAGE, None))
     pop(attr.TRACE_STATUS, None)
+    prompt_name = _text(pop(attr.PROMPT_NAME, None))
+    prompt_version = _int(pop(attr.PROMPT_VERSION, None))
     start_ns = int(span.start_time or 0)
     end_ns = int(span.end_time or start_ns)
     status = span.status
@@ -264,6 +268,9 @@ def span_rows(span: ReadableSpan, max_field_chars: int) -> tuple[Row, Row, bool]
         text_in,
         text_out,
         _metadata(attributes),
+        # Langfuse links only generations to prompts; so does the store.
+        prompt_name if kind == attr.TYPE_GENERATION else None,
+        prompt_version if kind == attr.TYPE_GENERATION and prompt_name else None,
     )
     trace = (
         trace_id,
