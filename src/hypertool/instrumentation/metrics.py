@@ -174,6 +174,7 @@ class PersonaMetricsCollector:
             if integration.quality.delivery is not None:
                 for processor in integration.quality.delivery.processors:
                     processor.add_drop_listener(self.record_dropped_scores)
+                    self.dropped_scores.labels(processor.sink)  # starts at 0
         for name in self.personas:
             self._publish_budget(name, sync=False)
         return self

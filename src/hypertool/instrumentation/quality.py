@@ -127,6 +127,10 @@ class Quality:
             self.delivery = ScoreDelivery(
                 sinks, queue_size=settings.queue_size, on_drop=(self._count_dropped,)
             )
+            # Each sink's series starts at 0, so increase() sees the first drop too.
+            counter = dropped_scores_counter(metrics_registry)
+            for sink in sinks:
+                counter.labels(sink)
         self.recorder = ScoreRecorder(clean, self.delivery.submit if self.delivery else None)
         directories = [Path(settings.prompts_dir).expanduser()] if settings.prompts_dir else []
         self.prompts = PromptManager(

@@ -13,6 +13,7 @@ import json
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -31,6 +32,17 @@ if TYPE_CHECKING:
     from hypertool.instrumentation.budget import Period
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+@dataclass(frozen=True)
+class Registrar:
+    """How more subcommands join the store's: ``command(name, handler, help, *parents)``,
+    and the ``--store``/``--json`` and ``--since`` parent parsers.
+    """
+
+    command: Callable[..., Any]
+    common: argparse.ArgumentParser
+    since: argparse.ArgumentParser
 
 
 class CliError(Exception):
@@ -238,7 +250,7 @@ def _doctor(args: argparse.Namespace) -> int:
 def add_store_commands(
     parser: argparse.ArgumentParser,
     commands: argparse._SubParsersAction,  # type: ignore[type-arg]
-) -> None:
+) -> Registrar:
     """Add ``--store`` and the store-reading subcommands and ``doctor`` to ``hypertool``."""
     store_help = f"trace store file (default: {HYPERTOOL_STORE}, else the per-user data dir)"
     parser.add_argument("--store", metavar="PATH", default=None, help=store_help)
@@ -291,3 +303,4 @@ def add_store_commands(
     doctor.add_argument(
         "--online", action="store_true", help="ask the Langfuse host whether it accepts the keys"
     )
+    return Registrar(command, common, since)
