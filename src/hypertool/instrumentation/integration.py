@@ -29,7 +29,7 @@ from hypertool.instrumentation.model.handles import (
     SpanContext,
     TraceContext,
 )
-from hypertool.instrumentation.model.prompts import ManagedPrompt
+from hypertool.instrumentation.model.prompts import ManagedPrompt, active_link, find_link
 from hypertool.instrumentation.model.records import (
     CallContext,
     GenerationInput,
@@ -383,7 +383,9 @@ class LangfuseIntegration:
         ``usage`` may be in OpenAI form (``prompt_tokens``/``completion_tokens``) or Langfuse
         form (``input``/``output``); without it tokens are estimated and marked so. Times are
         datetimes or epoch seconds; without them the call is recorded as ending now. The
-        persona is ``persona``, else the parent span's, else the trace's.
+        persona is ``persona``, else the parent span's, else the trace's. A compiled managed
+        prompt as ``prompt`` (``get_prompt(...).compile(...)``) links the generation to the
+        prompt's name and version. Score the returned generation with :meth:`score`.
         """
         try:
             persona_name = (
@@ -417,6 +419,9 @@ class LangfuseIntegration:
                     error=error,
                     metadata=metadata,
                     model_parameters=model_parameters,
+                    # A compiled managed prompt as the prompt (or one entered with
+                    # ``with prompt.linked():``) links the generation to its version.
+                    prompt_link=find_link(prompt) or active_link(),
                 )
             )
         except Exception:
@@ -567,11 +572,10 @@ class LangfuseIntegration:
         budget = max(self.settings.exit_timeout if timeout is None else timeout, 0.0)
         deadline = time.monotonic() + budget
         recorded = self._deferred.drain(budget)
-        left = 0 if recorded else self._deferred.discard()
         quality = self._quality
         # Of what was left unrecorded, scores are counted as dropped scores, the rest as spans.
-        scores_left = min(quality.pending, left)
-        lost_scores = scores_left + quality.recorder.parked
+        left, scores_left = (0, 0) if recorded else self._deferred.discard_counting(quality.owns)
+        lost_scores = scores_left + quality.recorder.abandon_parked()
         if quality.delivery is None:
             quality.close(0.0, None, lost_scores)
             if self._pipeline is None:

@@ -8,7 +8,6 @@ and shutdown of scores to it. On the caller's path a score is only checked and h
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -32,6 +31,8 @@ from hypertool.instrumentation.recording.scores import ScoreHandle, ScoreRecorde
 from hypertool.instrumentation.recording.spans import to_ns
 
 if TYPE_CHECKING:
+    import threading
+
     from prometheus_client import CollectorRegistry
 
     from hypertool.instrumentation.export.delivery import DeliveryProcessor
@@ -42,6 +43,15 @@ _HANDLES = (TraceContext, SpanContext, GenerationContext, PendingGeneration, str
 MAX_SCORE_ID_CHARS = 128
 
 FlushRequests = list[tuple["DeliveryProcessor", "threading.Event | None"]]
+
+
+def _timestamp_ns(name: Any, timestamp: Any) -> int:
+    if isinstance(timestamp, datetime | int | float) and not isinstance(timestamp, bool):
+        try:
+            return int(to_ns(timestamp) or 0)
+        except (OverflowError, ValueError, OSError):
+            pass
+    raise ScoreError(f"score {name!r}: timestamp {timestamp!r} is not a datetime or epoch seconds")
 
 
 class StoreVersions:
@@ -139,10 +149,6 @@ class Quality:
             StoreVersions(store) if store is not None else MemoryVersions(),
             timeout=settings.prompt_timeout,
         )
-        # Scores handed to the recorder thread and not run yet: at exit, what is left of them
-        # is counted as dropped scores, not spans.
-        self._pending = 0
-        self._lock = threading.Lock()
 
     def _count_dropped(self, sink: str, count: int) -> None:
         dropped_scores_counter(self._registry).labels(sink).inc(count)
@@ -179,8 +185,8 @@ class Quality:
                 score_id = format(getrandbits(64), "016x")
             elif not isinstance(score_id, str) or not 0 < len(score_id) <= MAX_SCORE_ID_CHARS:
                 raise ScoreError(f"score {name!r}: score_id must be 1 to 128 characters")
-            timestamp_ns = time.time_ns() if timestamp is None else to_ns(timestamp)
-        except (ScoreError, TypeError, ValueError, OverflowError) as exc:
+            timestamp_ns = time.time_ns() if timestamp is None else _timestamp_ns(name, timestamp)
+        except ScoreError as exc:
             # Keyed by name: one warning per score that keeps coming wrong, not one per call.
             warn_once(f"bad-score-{str(name)[:100]}", "%s; the score is not recorded", exc)
             return None
@@ -193,8 +199,6 @@ class Quality:
             options["observation_id"] = observation_id
         if config_id is not None:
             options["config_id"] = str(config_id)
-        with self._lock:
-            self._pending += 1
         self._defer(self._record, target, name, checked, kind, timestamp_ns, score_id, options)
         return score_id
 
@@ -208,14 +212,13 @@ class Quality:
         score_id: str,
         options: Mapping[str, Any],
     ) -> None:
-        with self._lock:
-            self._pending -= 1
         self.recorder.record(target, name, value, kind, timestamp_ns, score_id, options)
 
-    @property
-    def pending(self) -> int:
-        """Scores handed to the recorder thread and not recorded yet."""
-        return self._pending
+    def owns(self, work: Callable[..., None]) -> bool:
+        """True for the recorder-thread work of a score (at exit, what is left of it is
+        counted as dropped scores, not spans).
+        """
+        return work == self._record
 
     # -- delivery --------------------------------------------------------------------------
     @property

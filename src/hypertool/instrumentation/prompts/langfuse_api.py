@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -67,7 +68,7 @@ def parse_prompt(body: Any, name: str) -> ManagedPrompt:
             prompt's name); the message names the field.
 
     """
-    where = f"Langfuse's answer for prompt {name!r}"
+    where = f"the answer for prompt {name!r}"
     if not isinstance(body, dict):
         raise PromptError(f"{where} is not a prompt (a JSON {type(body).__name__})")
     missing = [key for key in ("name", "version", "type", "prompt") if key not in body]
@@ -152,9 +153,13 @@ class PromptApi:
         version: int | None = None,
         label: str | None = None,
         timeout: float | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> Fetched:
         """Ask for ``name`` at ``version`` or ``label`` (default: ``production``); never
         raises, never takes longer than ``timeout`` (retries included) plus a connect.
+
+        ``progress`` is told of each failed attempt ("Langfuse answered HTTP 500"), for a
+        caller who stopped waiting before the retries ended.
         """
         params = {"version": str(version)} if version is not None else {}
         if label is not None and version is None:
@@ -170,9 +175,14 @@ class PromptApi:
             except Exception as exc:
                 answer[0] = f"no answer ({type(exc).__name__})"
                 logger.debug("fetching prompt %r failed: %s", name, exc)
+                if progress is not None:
+                    progress(answer[0])
                 return None
             answer[0] = response
-            return int(response.status_code)
+            status = int(response.status_code)
+            if progress is not None and not 200 <= status < 300:
+                progress(f"Langfuse answered HTTP {status}")
+            return status
 
         limit = self.timeout if timeout is None else timeout
         status = post_with_retries(get, limit, self._stopped, SCORE_RETRYABLE)

@@ -122,8 +122,10 @@ class PromptManager:
         self.ttl = ttl
         self.cache = PromptCache()
         self._fetcher = Fetcher()
-        # What the last background fetch of a key answered, for the get waiting on it.
+        # What the last background fetch of a key answered (or its last failed attempt so far),
+        # for the get waiting on it.
         self._answers: dict[CacheKey, Fetched] = {}
+        self._attempts: dict[CacheKey, str] = {}
 
     def get(
         self,
@@ -168,7 +170,10 @@ class PromptManager:
             return entry.prompt
         job = self._fetcher.submit(key, lambda: self._refresh(key, name, version, label, ttl))
         job.done.wait(self.timeout)
-        answer = self._answers.pop(key, None) if job.done.is_set() else None
+        if job.done.is_set():
+            answer = self._answers.pop(key, None)
+        else:  # still retrying: say what it got so far
+            answer = Fetched(None, None, self._attempts.get(key))
         if answer is not None and answer.prompt is not None:
             return answer.prompt
         return self._resolve(name, version, fallback, answer, key, ttl)
@@ -178,18 +183,19 @@ class PromptManager:
     ) -> None:
         """Ask Langfuse (on the fetch thread); cache what it gave, or keep serving what is."""
         assert self.api is not None
-        fetched = self.api.fetch(name, version=version, label=label, timeout=self.timeout)
+        self._attempts.pop(key, None)
+        fetched = self.api.fetch(
+            name,
+            version=version,
+            label=label,
+            timeout=self.timeout,
+            progress=lambda problem: self._attempts.__setitem__(key, problem),
+        )
         self._answers[key] = fetched
         if fetched.prompt is not None:
             if ttl > 0:
                 self.cache.set(key, fetched.prompt, ttl)
             return
-        if fetched.status is not None and 200 <= fetched.status < 300:
-            warn_once(
-                f"prompt-not-a-prompt-{name}",
-                "%s; the local prompt or the fallback is used",
-                fetched.problem,
-            )
         logger.debug("fetching prompt %r: %s", name, fetched.problem)
         entry = self.cache.get(key)
         if entry is not None:  # keep serving it; ask again a little later

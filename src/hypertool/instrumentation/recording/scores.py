@@ -124,12 +124,22 @@ class ScoreRecorder:
         self.submit = submit
         self.listeners: list[ScoreListener] = []
         self._parked = 0
+        self._epoch = 0
         self._lock = threading.Lock()
 
     @property
     def parked(self) -> int:
         """Scores waiting for a generation not recorded yet (a stream still running)."""
         return self._parked
+
+    def abandon_parked(self) -> int:
+        """Give up the scores waiting for their generation (at exit, where they are counted as
+        dropped): they are not sent later if it comes. Returns how many there were.
+        """
+        with self._lock:
+            count, self._parked = self._parked, 0
+            self._epoch += 1
+        return count
 
     def record(
         self,
@@ -147,9 +157,12 @@ class ScoreRecorder:
             if recorded is None:
                 with self._lock:
                     self._parked += 1
+                    epoch = self._epoch
 
                 def when_recorded(generation: GenerationContext) -> None:
                     with self._lock:
+                        if epoch != self._epoch:
+                            return  # abandoned at exit, and counted as dropped then
                         self._parked -= 1
                     self.record(generation, name, value, data_type, timestamp_ns, score_id, options)
 
