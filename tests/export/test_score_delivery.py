@@ -13,10 +13,12 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
-from hypertool.instrumentation import LangfuseIntegration
+from hypertool.instrumentation import LangfuseIntegration, ObservableLLM, last_generation
 from support.loopback import LoopbackOTLP, ReceivedRequest
+from support.scores import MemoryScores
 
 SCORES = "/api/public/scores"
 DROPPED = "hypertool_export_dropped_scores_total"
@@ -225,12 +227,13 @@ def test_scores_given_after_exit_started_are_counted(receiver: LoopbackOTLP) -> 
 
 
 def test_every_score_is_delivered_or_counted_at_a_hurried_exit() -> None:
-    from hypertool.instrumentation import ObservableLLM, last_generation
-    from support.scores import MemoryScores
-
     sink = MemoryScores()
     registry = CollectorRegistry()
-    integration = LangfuseIntegration(score_sinks={"memory": sink}, metrics_registry=registry)
+    integration = LangfuseIntegration(
+        exporters={"spans": InMemorySpanExporter()},
+        score_sinks={"memory": sink},
+        metrics_registry=registry,
+    )
     trace = integration.start_trace("t", "backend-engineer")
 
     def stream(prompt: str) -> Any:

@@ -582,15 +582,15 @@ class LangfuseIntegration:
                 return recorded
             self._pipeline.count_dropped(left - scores_left)
             return self._pipeline.close(deadline - time.monotonic()) and recorded
-        requests = quality.request_flush() if budget > 0 else None
-        ok = recorded
-        if self._pipeline is not None:
-            self._pipeline.count_dropped(left - scores_left)
-            if budget > 0:  # spans and scores delivered at once; the store closes last
-                ok = self._pipeline.flush(deadline - time.monotonic()) and ok
-        ok = quality.close(max(deadline - time.monotonic(), 0.0), requests, lost_scores) and ok
-        if self._pipeline is not None:
-            ok = self._pipeline.close(max(deadline - time.monotonic(), 0.0)) and ok
+        # Scores and spans are delivered at once; scores close first, as the store (a sink of
+        # both) closes with the spans.
+        pipeline = self._pipeline
+        scores = quality.request_flush() if budget > 0 else None
+        spans = pipeline.request_flush() if pipeline is not None and budget > 0 else None
+        ok = quality.close(max(deadline - time.monotonic(), 0.0), scores, lost_scores) and recorded
+        if pipeline is not None:
+            pipeline.count_dropped(left - scores_left)
+            ok = pipeline.close(max(deadline - time.monotonic(), 0.0), spans) and ok
         return ok
 
 

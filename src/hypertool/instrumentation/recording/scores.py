@@ -113,6 +113,9 @@ def score_target(
 class ScoreRecorder:
     """Builds scores for handles and hands them to the score sinks and the listeners.
 
+    A score of something no sink recorded (a trace that could not start, or no span sink at
+    all) reaches the listeners (metrics) only: there is nothing to attach it to in a sink.
+
     Args:
         clean: Masks and caps every text before it leaves the process.
         submit: Hands a score to every score sink; None when there is none.
