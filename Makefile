@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/streaming.py
 	$(BIN)/python benchmarks/store.py
+	$(BIN)/python benchmarks/quality.py
 
 faults: $(STAMP)
 	$(BIN)/python benchmarks/faults.py

@@ -476,13 +476,13 @@ class LangfuseIntegration:
             target,
             name,
             value,
-            data_type=data_type,
-            comment=comment,
-            metadata=metadata,
-            observation_id=observation_id,
-            config_id=config_id,
-            score_id=score_id,
-            timestamp=timestamp,
+            data_type,
+            comment,
+            metadata,
+            observation_id,
+            config_id,
+            score_id,
+            timestamp,
         )
 
     def get_prompt(

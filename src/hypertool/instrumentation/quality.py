@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from random import getrandbits
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from hypertool.instrumentation._config import Settings
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from hypertool.instrumentation.store import StoreExporter
 
 _HANDLES = (TraceContext, SpanContext, GenerationContext, PendingGeneration, str)
+_NO_OPTIONS: Mapping[str, Any] = MappingProxyType({})
 MAX_SCORE_ID_CHARS = 128
 
 FlushRequests = list[tuple["DeliveryProcessor", "threading.Event | None"]]
@@ -159,7 +161,6 @@ class Quality:
         target: Any,
         name: Any,
         value: Any,
-        *,
         data_type: str | None = None,
         comment: Any = None,
         metadata: Any = None,
@@ -170,6 +171,8 @@ class Quality:
     ) -> str | None:
         """Check a score and hand it to the recorder thread (see
         :meth:`LangfuseIntegration.score`); its id, or None when it is not recorded.
+
+        On the caller's path: every cheap check here, the rest on the recorder thread.
         """
         try:
             checked, kind = check_value(name, value, data_type)
@@ -178,11 +181,12 @@ class Quality:
                     f"score {name!r}: {target!r} cannot be scored (give a trace, span, stage "
                     "span, generation, last_generation(), or a 32-hex trace id)"
                 )
-            problem = check_ids(target, observation_id)
-            if problem is not None:
-                raise ScoreError(f"score {name!r}: {problem}")
+            if observation_id is not None or target.__class__ is str:
+                problem = check_ids(target, observation_id)
+                if problem is not None:
+                    raise ScoreError(f"score {name!r}: {problem}")
             if score_id is None:
-                score_id = format(getrandbits(64), "016x")
+                score_id = getrandbits(64).to_bytes(8, "big").hex()
             elif not isinstance(score_id, str) or not 0 < len(score_id) <= MAX_SCORE_ID_CHARS:
                 raise ScoreError(f"score {name!r}: score_id must be 1 to 128 characters")
             timestamp_ns = time.time_ns() if timestamp is None else _timestamp_ns(name, timestamp)
@@ -190,15 +194,14 @@ class Quality:
             # Keyed by name: one warning per score that keeps coming wrong, not one per call.
             warn_once(f"bad-score-{str(name)[:100]}", "%s; the score is not recorded", exc)
             return None
-        options: dict[str, Any] = {}
-        if comment is not None:
-            options["comment"] = comment
-        if metadata is not None:
-            options["metadata"] = metadata
-        if observation_id is not None:
-            options["observation_id"] = observation_id
-        if config_id is not None:
-            options["config_id"] = str(config_id)
+        options: Mapping[str, Any] = _NO_OPTIONS
+        if comment is not None or metadata is not None or observation_id or config_id:
+            options = {
+                "comment": comment,
+                "metadata": metadata,
+                "observation_id": observation_id,
+                "config_id": None if config_id is None else str(config_id),
+            }
         self._defer(self._record, target, name, checked, kind, timestamp_ns, score_id, options)
         return score_id
 

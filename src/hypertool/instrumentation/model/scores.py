@@ -54,10 +54,17 @@ def check_value(name: Any, value: Any, data_type: str | None) -> tuple[float | s
             CATEGORICAL…).
 
     """
-    if not isinstance(name, str) or not name.strip():
-        raise ScoreError(f"a score needs a non-empty name, not {name!r}")
-    if len(name) > MAX_NAME_CHARS:
-        raise ScoreError(f"score name {name[:40]!r}… is longer than {MAX_NAME_CHARS} characters")
+    if name.__class__ is not str or not name or len(name) > MAX_NAME_CHARS or name.isspace():
+        _check_name(name)
+    if data_type is None:  # the common case first: one type test, on the caller's path
+        kind_of = value.__class__
+        if kind_of is float:
+            if math.isfinite(value):
+                return value, "NUMERIC"
+        elif kind_of is bool:
+            return (1.0 if value else 0.0), "BOOLEAN"
+        elif kind_of is str and value:
+            return value[:MAX_STRING_VALUE_CHARS], "CATEGORICAL"
     kind = data_type.upper() if isinstance(data_type, str) else data_type
     if kind is None:
         if isinstance(value, bool):
@@ -88,6 +95,13 @@ def check_value(name: Any, value: Any, data_type: str | None) -> tuple[float | s
     if kind == "CATEGORICAL" and not value:
         raise ScoreError(f"score {name!r}: a CATEGORICAL value cannot be empty")
     return value[:MAX_STRING_VALUE_CHARS], kind  # type: ignore[return-value]
+
+
+def _check_name(name: Any) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise ScoreError(f"a score needs a non-empty name, not {name!r}")
+    if len(name) > MAX_NAME_CHARS:
+        raise ScoreError(f"score name {name[:40]!r}… is longer than {MAX_NAME_CHARS} characters")
 
 
 def iso_timestamp(ns: int) -> str:
