@@ -245,7 +245,8 @@ def time_prompts_cli(path: Path, repeats: int) -> None:
         rows = len(document["rows"])
         generations = sum(row["generations"] for row in document["rows"])
     print(f"\nhypertool prompts --json, subprocess, best / median of {repeats}")
-    print(f"  startup (hypertool --help) {min(startup):6.2f} s / {statistics.median(startup):6.2f} s")
+    median = statistics.median(startup)
+    print(f"  startup (hypertool --help) {min(startup):6.2f} s / {median:6.2f} s")
     print(
         f"  prompts                    {min(report):6.2f} s / {statistics.median(report):6.2f} s"
         f"   ({rows} rows, {generations:,} generations; target < 1 s)"
