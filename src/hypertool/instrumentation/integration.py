@@ -510,7 +510,7 @@ class LangfuseIntegration:
                 malformed; the message says what each source answered.
 
         """
-        return self._quality.get_prompt(
+        return self._quality.prompts.get(
             name,
             version=version,
             label=label,

@@ -9,7 +9,7 @@ and shutdown of scores to it. On the caller's path a score is only checked and h
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from random import getrandbits
@@ -25,7 +25,6 @@ from hypertool.instrumentation.model.handles import (
     SpanContext,
     TraceContext,
 )
-from hypertool.instrumentation.model.prompts import ManagedPrompt
 from hypertool.instrumentation.model.scores import ScoreDataType, ScoreError, ScoreSink, check_value
 from hypertool.instrumentation.prompts import BUILTIN_DIR, MemoryVersions, PromptManager
 from hypertool.instrumentation.recording.scores import ScoreHandle, ScoreRecorder, check_ids
@@ -246,22 +245,3 @@ class Quality:
             return lost == 0
         self.delivery.count_dropped(lost)
         return self.delivery.close(timeout, requests) and lost == 0
-
-    # -- prompts ---------------------------------------------------------------------------
-    def get_prompt(
-        self,
-        name: str,
-        *,
-        version: int | None = None,
-        label: str | None = None,
-        fallback: str | Sequence[Mapping[str, Any]] | None = None,
-        cache_ttl_seconds: float | None = None,
-    ) -> ManagedPrompt:
-        """See :meth:`LangfuseIntegration.get_prompt`."""
-        return self.prompts.get(
-            name,
-            version=version,
-            label=label,
-            fallback=fallback,
-            cache_ttl_seconds=cache_ttl_seconds,
-        )

@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from hypertool.instrumentation._log import logger, warn_once
 from hypertool.instrumentation.export.delivery import DeliveryProcessor, DropListener
 from hypertool.instrumentation.export.otlp_http import post_with_retries
-from hypertool.instrumentation.export.sinks import SDK_NAME, basic_auth
+from hypertool.instrumentation.export.public_api import PublicApi
 from hypertool.instrumentation.model.scores import Score, ScoreSink
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ LANGFUSE_BATCH = 15
 OTHER_BATCH = 500
 
 
-class LangfuseScoreExporter:
+class LangfuseScoreExporter(PublicApi):
     """A :class:`~hypertool.instrumentation.model.scores.ScoreSink` posting scores to Langfuse.
 
     Args:
@@ -62,27 +62,16 @@ class LangfuseScoreExporter:
         timeout: float,
         session: requests.Session | None = None,
     ) -> None:
-        import requests
-
-        self.url = f"{host.rstrip('/')}{SCORES_PATH}"
-        self.timeout = timeout
-        self._headers = {
-            "Authorization": basic_auth(public_key, secret_key),
-            "Content-Type": "application/json",
-            "x-langfuse-sdk-name": SDK_NAME,
-            "x-langfuse-public-key": public_key,
-        }
-        self._session = session or requests.Session()
-        self._stopped = threading.Event()
+        super().__init__(
+            host, SCORES_PATH, public_key, secret_key, timeout=timeout, session=session
+        )
+        self.headers["Content-Type"] = "application/json"
         self._answer: tuple[int, bytes] | None = None
         self.rejected = 0
 
-    def __repr__(self) -> str:
-        return f"LangfuseScoreExporter({self.url!r})"  # the headers hold the keys: never shown
-
     def export_scores(self, scores: Sequence[Score]) -> int:
         """POST ``scores`` in one request; how many were not accepted (never raises)."""
-        if self._stopped.is_set() or not scores:
+        if self.stopped.is_set() or not scores:
             return len(scores)
         try:
             body = json.dumps(
@@ -92,7 +81,7 @@ class LangfuseScoreExporter:
             logger.debug("encoding scores failed", exc_info=True)
             return len(scores)
         status = post_with_retries(
-            lambda left: self._post(body, left), self.timeout, self._stopped, SCORE_RETRYABLE
+            lambda left: self._post(body, left), self.timeout, self.stopped, SCORE_RETRYABLE
         )
         if status is None or not 200 <= status < 300:
             if status in (401, 403):
@@ -111,8 +100,8 @@ class LangfuseScoreExporter:
 
     def _post(self, body: bytes, timeout: float) -> int | None:
         try:
-            response: Any = self._session.post(
-                self.url, data=body, headers=self._headers, timeout=timeout
+            response: Any = self.session.post(
+                self.url, data=body, headers=self.headers, timeout=timeout
             )
         except Exception as exc:  # refused, reset, timed out: not delivered
             logger.debug("sending scores to %s failed: %s", self.url, exc)
@@ -147,8 +136,7 @@ class LangfuseScoreExporter:
 
     def close_scores(self) -> None:
         """Stop: pending retries end, later batches fail, connections close."""
-        self._stopped.set()
-        self._session.close()
+        self.close()
 
 
 class _SinkExporter(SpanExporter):

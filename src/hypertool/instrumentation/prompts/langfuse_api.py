@@ -13,7 +13,6 @@ Every request has a time bound; 429, 5xx and no answer are retried within it.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,8 +20,8 @@ from urllib.parse import quote
 
 from hypertool.instrumentation._log import logger
 from hypertool.instrumentation.export.otlp_http import post_with_retries
+from hypertool.instrumentation.export.public_api import PublicApi
 from hypertool.instrumentation.export.scores import SCORE_RETRYABLE
-from hypertool.instrumentation.export.sinks import SDK_NAME, basic_auth
 from hypertool.instrumentation.model.prompts import (
     PROMPT_TYPES,
     SOURCE_LANGFUSE,
@@ -110,7 +109,7 @@ def parse_prompt(body: Any, name: str) -> ManagedPrompt:
     )
 
 
-class PromptApi:
+class PromptApi(PublicApi):
     """Langfuse's prompt endpoints for one host and key pair.
 
     Args:
@@ -131,20 +130,9 @@ class PromptApi:
         timeout: float,
         session: requests.Session | None = None,
     ) -> None:
-        import requests
-
-        self.url = f"{host.rstrip('/')}{PROMPTS_PATH}"
-        self.timeout = timeout
-        self._headers = {
-            "Authorization": basic_auth(public_key, secret_key),
-            "x-langfuse-sdk-name": SDK_NAME,
-            "x-langfuse-public-key": public_key,
-        }
-        self._session = session or requests.Session()
-        self._stopped = threading.Event()
-
-    def __repr__(self) -> str:
-        return f"PromptApi({self.url!r})"  # the headers hold the keys: never shown
+        super().__init__(
+            host, PROMPTS_PATH, public_key, secret_key, timeout=timeout, session=session
+        )
 
     def fetch(
         self,
@@ -169,8 +157,8 @@ class PromptApi:
 
         def get(left: float) -> int | None:
             try:
-                response: Any = self._session.get(
-                    url, params=params, headers=self._headers, timeout=left
+                response: Any = self.session.get(
+                    url, params=params, headers=self.headers, timeout=left
                 )
             except Exception as exc:
                 answer[0] = f"no answer ({type(exc).__name__})"
@@ -185,7 +173,7 @@ class PromptApi:
             return status
 
         limit = self.timeout if timeout is None else timeout
-        status = post_with_retries(get, limit, self._stopped, SCORE_RETRYABLE)
+        status = post_with_retries(get, limit, self.stopped, SCORE_RETRYABLE)
         if status is None:
             reason = answer[0] if isinstance(answer[0], str) else f"no answer within {limit:g} s"
             return Fetched(None, None, reason)
@@ -215,10 +203,10 @@ class PromptApi:
             "commitMessage": COMMIT_MESSAGE,
         }
         try:
-            response: Any = self._session.post(
+            response: Any = self.session.post(
                 self.url,
                 data=json.dumps(body, ensure_ascii=False).encode(),
-                headers={**self._headers, "Content-Type": "application/json"},
+                headers={**self.headers, "Content-Type": "application/json"},
                 timeout=self.timeout,
             )
         except Exception as exc:
@@ -231,8 +219,3 @@ class PromptApi:
             return parse_prompt(response.json(), prompt.name)
         except ValueError as exc:
             raise PromptError(f"{prompt.name!r}: created, but the answer is odd: {exc}") from None
-
-    def close(self) -> None:
-        """Stop: retries end, connections close."""
-        self._stopped.set()
-        self._session.close()
