@@ -51,7 +51,8 @@ class Call(PendingGeneration):
         metadata: Mapping[str, Any] | None,
         link: PromptLink | None,
     ) -> None:
-        super().__init__()
+        self._recorded = None  # PendingGeneration's, set here: one call less per call
+        self._waiting = None
         self.target = target
         self.context = context
         self.prompt = prompt

@@ -139,7 +139,8 @@ class Call(PendingGeneration):
     )
 
     def __init__(self, provider: Provider, target: Target | None) -> None:
-        super().__init__()
+        self._recorded = None  # PendingGeneration's, set here: one call less per call
+        self._waiting = None
         self.provider = provider
         self.target = target  # None: instrumentation failed, record nothing
         self.context: CallContext | None = None
