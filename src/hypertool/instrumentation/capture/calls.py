@@ -26,11 +26,11 @@ from hypertool.instrumentation.capture.scorers import Scorer, run_scorers
 from hypertool.instrumentation.capture.streams import StreamOutcome, observe_stream
 from hypertool.instrumentation.capture.target import Target, TargetGetter
 from hypertool.instrumentation.model.handles import (
+    LAST_GENERATION,
     PendingGeneration,
     TraceContext,
-    set_last_generation,
 )
-from hypertool.instrumentation.model.prompts import PromptLink, active_link, find_link, link_of
+from hypertool.instrumentation.model.prompts import ACTIVE_PROMPT, PromptLink, find_link, link_of
 from hypertool.instrumentation.model.records import CallContext, GenerationInput
 from hypertool.instrumentation.model.usage import Usage, complete_usage, freeze, snapshot, text_of
 from hypertool.instrumentation.personas import canonical_name
@@ -133,9 +133,9 @@ class CallRecorder:
             # A spent budget under policy "block" must stop the call: raised past the guard.
             target.budgets.check(context.persona)
             if type(prompt) is str:
-                return Call(target, context, prompt, metadata, active_link())
+                return Call(target, context, prompt, metadata, ACTIVE_PROMPT.get())
             # A compiled managed prompt links the call; a list loses the link when frozen.
-            link = link_of(prompt) or active_link()
+            link = link_of(prompt) or ACTIVE_PROMPT.get()
             return Call(target, context, freeze(prompt), metadata, link)
         except BudgetExceededError:
             raise
@@ -157,7 +157,7 @@ class CallRecorder:
         if call is None:
             return result
         try:
-            set_last_generation(call)
+            LAST_GENERATION.set(call)
             end_ns = time.time_ns()
             if error is not None:
                 completion, usage = "", None

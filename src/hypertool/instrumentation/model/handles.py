@@ -27,7 +27,10 @@ R = TypeVar("R")
 _current: ContextVar[tuple[TraceContext, SpanContext | None] | None] = ContextVar(
     "hypertool_current", default=None
 )
-_last: ContextVar[PendingGeneration | None] = ContextVar("hypertool_last_generation", default=None)
+LAST_GENERATION: ContextVar[PendingGeneration | None] = ContextVar(
+    "hypertool_last_generation", default=None
+)
+"""What :func:`last_generation` returns (set on the caller's path: ``.set(call)``)."""
 # Parking a score on a generation not recorded yet is rare: one lock for all of them.
 _park_lock = threading.Lock()
 
@@ -300,9 +303,9 @@ def last_generation() -> PendingGeneration | None:
     A call run in another task (``asyncio.create_task``, ``gather``) or thread sets it there,
     not here. ``create_generation`` returns its :class:`GenerationContext` instead.
     """
-    return _last.get()
+    return LAST_GENERATION.get()
 
 
 def set_last_generation(handle: PendingGeneration) -> None:
     """Make ``handle`` what :func:`last_generation` returns in this thread or task."""
-    _last.set(handle)
+    LAST_GENERATION.set(handle)

@@ -66,12 +66,13 @@ class PromptMessages(list[dict[str, Any]]):
         self.prompt_link = link
 
 
-_active: ContextVar[PromptLink | None] = ContextVar("hypertool_prompt", default=None)
+ACTIVE_PROMPT: ContextVar[PromptLink | None] = ContextVar("hypertool_prompt", default=None)
+"""The prompt entered with ``with prompt.linked():`` (read on the caller's path: ``.get()``)."""
 
 
 def active_link() -> PromptLink | None:
     """The prompt entered with ``with prompt.linked():`` in this thread or task, if any."""
-    return _active.get()
+    return ACTIVE_PROMPT.get()
 
 
 def link_of(value: Any) -> PromptLink | None:
@@ -245,11 +246,11 @@ class ManagedPrompt:
         """Link every instrumented call made inside the block to this prompt (a fallback:
         none), whatever its input.
         """
-        token = _active.set(self.link)
+        token = ACTIVE_PROMPT.set(self.link)
         try:
             yield self
         finally:
-            _active.reset(token)
+            ACTIVE_PROMPT.reset(token)
 
     def as_json(self) -> dict[str, Any]:
         """The prompt as a JSON object (Langfuse's field names)."""
