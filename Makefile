@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck layers bench faults clean
+.PHONY: demo test check lint typecheck layers bench faults screenshots ui clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/streaming.py
 	$(BIN)/python benchmarks/store.py
 	$(BIN)/python benchmarks/quality.py
+	$(BIN)/python benchmarks/ui.py
+
+# The README's screenshots of the web UI, taken by the browser test from the demo's store.
+screenshots: $(STAMP)
+	UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/ui/test_screenshots.py
+
+ui: $(STAMP)
+	$(BIN)/hypertool ui
 
 faults: $(STAMP)
 	$(BIN)/python benchmarks/faults.py

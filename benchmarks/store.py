@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,20 @@ def _context(trace_id: int, span_id: int) -> SpanContext:
     return SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(1))
 
 
-def seed(path: Path, generations: int, per_trace: int = 10, batch: int = 5_000) -> float:
-    """Write ``generations`` generations through the exporter; returns seconds taken."""
+def seed(
+    path: Path,
+    generations: int,
+    per_trace: int = 10,
+    batch: int = 5_000,
+    *,
+    streamed: float = 0.0,
+    prompt_chars: int = 0,
+) -> float:
+    """Write ``generations`` generations through the exporter; returns seconds taken.
+
+    ``streamed``: the share of generations with a time to first token; ``prompt_chars``: the
+    length of each prompt (its completion is half as long; default: a short sentence).
+    """
     rng = random.Random(7)
     resource = Resource.create({"service.name": "hypertool-bench"})  # one, not one per span
     exporter = StoreExporter(path, retention_days=0)
@@ -80,6 +93,13 @@ def seed(path: Path, generations: int, per_trace: int = 10, batch: int = 5_000) 
     spans: list[ReadableSpan] = []
     started = time.perf_counter()
     span_id = 1
+    prompt, completion = "Design a REST API for user profiles", "Here is the design"
+    if prompt_chars:
+        prompt = (prompt + ". ") * (prompt_chars // (len(prompt) + 2) + 1)
+        prompt, completion = (
+            prompt[:prompt_chars],
+            ("Here is the design. " * prompt_chars)[: prompt_chars // 2],
+        )
     for number in range(generations // per_trace):
         trace_id = rng.getrandbits(128) | 1
         start = now - rng.randrange(1, 20 * 86_400) * 10**9
@@ -119,8 +139,8 @@ def seed(path: Path, generations: int, per_trace: int = 10, batch: int = 5_000) 
                 attr.STAGE: "stage",
                 attr.OBSERVATION_TYPE: attr.TYPE_GENERATION,
                 attr.MODEL: model,
-                attr.INPUT: "Design a REST API for user profiles",
-                attr.OUTPUT: "Here is the design",
+                attr.INPUT: prompt,
+                attr.OUTPUT: completion,
                 attr.USAGE_DETAILS: json.dumps(
                     {"input": tokens_in, "output": tokens_out, "total": tokens_in + tokens_out}
                 ),
@@ -138,6 +158,13 @@ def seed(path: Path, generations: int, per_trace: int = 10, batch: int = 5_000) 
                 attributes[attr.LEVEL] = attr.LEVEL_ERROR
                 attributes[attr.STATUS_MESSAGE] = "rate limited"
             begin = start + rng.randrange(0, 50) * 10**9
+            if streamed and rng.random() < streamed:
+                first = begin + int(rng.lognormvariate(19.0, 0.5))
+                attributes[attr.COMPLETION_START_TIME] = json.dumps(
+                    datetime.fromtimestamp(first / 1e9, tz=UTC)
+                    .isoformat(timespec="microseconds")
+                    .replace("+00:00", "Z")
+                )
             spans.append(
                 ReadableSpan(
                     name="llm",

@@ -303,21 +303,24 @@ def run_child(calls: int, host: str, store: Path, exit_timeout: str | None) -> E
     )
     if exit_timeout is not None:
         env["HYPERTOOL_EXIT_TIMEOUT"] = exit_timeout
+    # Unbuffered bytes: a buffered readline() could take the exit report along with the first
+    # line (a quick exit writes both at once), and communicate() would never see it.
     process = subprocess.Popen(
         [sys.executable, CHILD, str(calls)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
-        text=True,
+        bufsize=0,
     )
     try:
         assert process.stdout is not None
         # Wait (bounded) until the calls are done, or the child died.
         ready, _, _ = select.select([process.stdout], [], [], CHILD_CALLS_TIMEOUT_S)
-        first = process.stdout.readline() if ready else ""
+        first = process.stdout.readline().decode() if ready else ""
         assert first.startswith("calls-done "), (first, process.stderr and process.stderr.read())
         calls_done = float(first.split()[1])
-        out, err = process.communicate(timeout=30)
+        out_bytes, err_bytes = process.communicate(timeout=30)
+        out, err = out_bytes.decode(), err_bytes.decode()
         exited = time.time()
     finally:
         if process.poll() is None:

@@ -20,7 +20,6 @@ from support.loopback import LoopbackOTLP
 CALLS = 5000
 SCHEDULING_SLACK_S = 0.3
 IN_FLIGHT_WRITE_S = 0.25
-BATCH = 512
 
 
 def store_generations(path: Path) -> int:
@@ -52,18 +51,18 @@ def test_exit_without_flush_is_bounded_while_langfuse_hangs(
         f"dropped langfuse={result.dropped_langfuse:.0f} store={result.dropped_store:.0f}"
     )
     assert hung_requests >= 1, "the endpoint was never reached: nothing was tested"
-    # The library's exit work stays within the exit timeout, overrun at most by the store's
-    # batch in flight, which is let finish so the file is left clean (~0.1-0.2 s here).
+    # The library's exit work stays within the exit timeout, overrun at most by the commit of
+    # a store batch already claimed when time ran out (it is let finish: milliseconds).
     assert result.library_exit_s < budget + IN_FLIGHT_WRITE_S, result
     # The whole exit adds the interpreter's teardown (measured without calls) to that.
     assert result.exit_s < budget + IN_FLIGHT_WRITE_S + teardown_s + SCHEDULING_SLACK_S, result
     # Langfuse took nothing (it hung): every span is counted as dropped.
     assert result.dropped_langfuse == CALLS
-    # No silent loss in the store: what it holds plus what it counted covers every generation.
-    # A batch being written when time ran out is counted as dropped yet lands: at most one
-    # batch (512 spans) is counted twice.
+    # No silent loss in the store, and no double count: what it holds plus what it counted
+    # is every generation, exactly (a batch being written when time ran out is either
+    # committed and not counted, or rolled back and counted).
     kept = store_generations(store)
-    assert CALLS <= kept + result.dropped_store <= CALLS + BATCH, (kept, result.dropped_store)
+    assert kept + result.dropped_store == CALLS, (kept, result.dropped_store)
     if exit_timeout is None:
         # With the default 2 s there is time to record and store all of it.
         assert kept == CALLS

@@ -386,7 +386,7 @@ def test_version_2_store_migrates_forward_with_rows_intact(db: Path) -> None:
             (time.time_ns(), time.time_ns()),
         )
     with TraceStore(db) as store:
-        assert store.stats()["schema_version"] == SCHEMA_VERSION == 3
+        assert store.stats()["schema_version"] == SCHEMA_VERSION == len(MIGRATIONS)
         assert store.usage_since("backend-engineer")[0] == 42
         [row] = store.generations()
         assert (row["prompt_name"], row["prompt_version"]) == (None, None)

@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
 from hypertool.instrumentation import semconv as attr
+from hypertool.instrumentation.recording.spans import iso_time
 from hypertool.instrumentation.store import StoreExporter
 
 MS = 1_000_000
@@ -47,6 +48,7 @@ class Gen:
     estimated: bool = False
     prompt: str = "prompt"
     completion: str = "completion"
+    first_token_ms: float | None = None  # streamed: the first token this long after the start
 
     @property
     def total(self) -> int:
@@ -227,7 +229,7 @@ def _json(value: dict[str, Any]) -> str:
     return json.dumps(value)
 
 
-def generation_attributes(gen: Gen, trace_name: str) -> dict[str, Any]:
+def generation_attributes(gen: Gen, trace_name: str, start_ns: int = 0) -> dict[str, Any]:
     """The attributes the integration puts on a generation span."""
     attributes: dict[str, Any] = {
         attr.TRACE_NAME: trace_name,
@@ -257,6 +259,8 @@ def generation_attributes(gen: Gen, trace_name: str) -> dict[str, Any]:
     if gen.error:
         attributes[attr.LEVEL] = attr.LEVEL_ERROR
         attributes[attr.STATUS_MESSAGE] = gen.error
+    if gen.first_token_ms is not None:
+        attributes[attr.COMPLETION_START_TIME] = iso_time(start_ns + int(gen.first_token_ms * MS))
     return attributes
 
 
@@ -328,7 +332,7 @@ def seed_store(
             span = tracer.start_span(
                 "llm",
                 context=trace_api.set_span_in_context(parent),
-                attributes=generation_attributes(gen, spec.name),
+                attributes=generation_attributes(gen, spec.name, begin),
                 start_time=begin,
             )
             seeded.span_ids[index] = format(span.get_span_context().span_id, "016x")
@@ -345,7 +349,7 @@ def seed_store(
         span = tracer.start_span(
             "llm",
             context=Context(),
-            attributes=generation_attributes(gen, "standalone"),
+            attributes=generation_attributes(gen, "standalone", begin),
             start_time=begin,
         )
         seeded.span_ids[index] = format(span.get_span_context().span_id, "016x")

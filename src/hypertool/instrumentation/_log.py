@@ -10,10 +10,20 @@ from __future__ import annotations
 import logging
 import threading
 
+from hypertool.instrumentation._fork import on_fork_in_child
+
 logger = logging.getLogger("hypertool.instrumentation")
 
 _warned: set[str] = set()
 _warn_lock = threading.Lock()
+
+
+def _fresh_lock() -> None:
+    global _warn_lock
+    _warn_lock = threading.Lock()
+
+
+on_fork_in_child(_fresh_lock)
 
 
 def warn_once(key: str, message: str, *args: object) -> None:

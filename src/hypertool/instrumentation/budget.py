@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from hypertool.instrumentation._fork import reset_in_child
 from hypertool.instrumentation.personas import PersonaRegistry, builtin_personas, canonical_name
 
 logger = logging.getLogger("hypertool.instrumentation")
@@ -113,10 +114,16 @@ class BudgetLedger:
         self._session_start = time.time_ns()
         self._accounts: dict[str, _Account] = {}
         self._lock = threading.Lock()
+        reset_in_child(self, BudgetLedger._after_fork)
         # check() runs before every instrumented call: with no "block" policy it does nothing.
         self._any_blocking = policy == "block" or any(
             persona.budget_policy == "block" for persona in self.personas.values()
         )
+
+    def _after_fork(self) -> None:
+        # A parent thread may have held the lock at fork: the child's is new (usage so far is
+        # kept: it is this process's history too).
+        self._lock = threading.Lock()
 
     # -- settings per persona --------------------------------------------------------------
     def budget(self, persona: str) -> int | None:

@@ -6,11 +6,17 @@ pipeline (:mod:`~hypertool.instrumentation.export`), the local store
 (:mod:`~hypertool.instrumentation.recording`), scores and managed prompts
 (:mod:`~hypertool.instrumentation.quality`), and the budget ledger, and lends itself to
 capture (:mod:`~hypertool.instrumentation.capture`) as the target calls are handed to.
+
+Lifetimes: nothing of the library holds an integration strongly (its threads, the exit hook
+and the fork registry hold weak references), so one dropped without :meth:`shutdown` is
+collected; what it still had pending is then delivered from a short-lived thread (within the
+exit timeout) and its threads and files end. At process exit (and at the exit of a
+``multiprocessing`` child) every live integration is shut down.
 """
 
 from __future__ import annotations
 
-import atexit
+import functools
 import threading
 import time
 import weakref
@@ -19,6 +25,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from hypertool.instrumentation._config import Settings, load_settings, mask_secret
+from hypertool.instrumentation._fork import at_exit, on_fork_in_child
 from hypertool.instrumentation._log import enable_debug_logging, forget_warnings, logger, warn_once
 from hypertool.instrumentation.budget import BudgetLedger, History, Period, Policy
 from hypertool.instrumentation.export.drops import dropped_spans_counter
@@ -155,19 +162,25 @@ class LangfuseIntegration:
                 sinks,
                 queue_size=settings.queue_size,
                 exit_timeout=settings.exit_timeout,
-                on_drop=(self._count_dropped,),
+                # Not a bound method: the pipeline must not keep the integration alive.
+                on_drop=(functools.partial(_count_dropped, self.metrics_registry),),
                 tracer_provider=tracer_provider,
             )
             if sinks
             else None
         )
         tracer = self._pipeline.tracer if self._pipeline else None
+        deferred = self._deferred
+
+        def sync() -> None:  # not self.drain: the ledger must not keep the integration alive
+            deferred.drain()
+
         self.budgets = BudgetLedger(
             personas,
             period=cast(Period, settings.budget_period),
             policy=cast(Policy, settings.budget_policy),
             history=history,
-            sync=self.drain,
+            sync=sync,
         )
         clean = Cleaner(chain(mask), settings.max_field_chars)
         finished = None
@@ -178,18 +191,25 @@ class LangfuseIntegration:
         self._traces = TraceRecorder(tracer, clean, self, self.trace_url)
         from hypertool.instrumentation.quality import Quality
 
+        # Scores and prompts; like the finalizer below, they hold the recorder queue, never the
+        # integration.
         self._quality: Quality = Quality(
             settings,
             clean=clean,
-            defer=self.defer,
+            defer=self._deferred.defer,
             store=self._store,
             score_sinks=score_sinks,
             metrics_registry=metrics_registry,
         )
-        ref = weakref.ref(self)
-        # Weakly referenced: a bound method would keep every integration alive until exit.
-        self._atexit = lambda: (i := ref()) is not None and i.shutdown(i._exit_budget())
-        atexit.register(self._atexit)
+        # Collected without shutdown(): finish the pending work elsewhere. The finalizer holds
+        # the queue and the pipeline, never the integration (items waiting in the queue refer
+        # to it, so it is only collected once they are recorded).
+        self._finalizer = weakref.finalize(
+            self, _release, self._deferred, self._pipeline, self._quality, settings.exit_timeout
+        )
+        self._finalizer.atexit = False  # exit shuts live integrations down (_shutdown_all)
+        _live.add(self)
+        at_exit(_shutdown_all)
 
     def _build_sinks(
         self, exporters: Mapping[str, SpanExporter]
@@ -260,9 +280,6 @@ class LangfuseIntegration:
 
             return REGISTRY
         return self._metrics_registry
-
-    def _count_dropped(self, sink: str, count: int) -> None:
-        dropped_spans_counter(self._metrics_registry).labels(sink).inc(count)
 
     def add_listener(self, listener: GenerationListener) -> None:
         """Tell ``listener`` of every generation recorded from now on (metrics, stores)."""
@@ -568,34 +585,80 @@ class LangfuseIntegration:
         timeout by default), and stop; runs at process exit too. Generations still unrecorded
         when the time runs out are counted as dropped by every sink.
         """
-        atexit.unregister(self._atexit)
+        self._finalizer.detach()
+        _live.discard(self)
         budget = max(self.settings.exit_timeout if timeout is None else timeout, 0.0)
-        deadline = time.monotonic() + budget
-        recorded = self._deferred.drain(budget)
-        quality = self._quality
-        # Of what was left unrecorded, scores are counted as dropped scores, the rest as spans.
-        left, scores_left = (0, 0) if recorded else self._deferred.discard_counting(quality.owns)
-        lost_scores = scores_left + quality.recorder.abandon_parked()
-        if quality.delivery is None:
-            quality.close(0.0, None, lost_scores)
-            if self._pipeline is None:
-                return recorded
-            self._pipeline.count_dropped(left - scores_left)
-            return self._pipeline.close(deadline - time.monotonic()) and recorded
-        # Scores and spans are delivered at once; scores close first, as the store (a sink of
-        # both) closes with the spans.
-        pipeline = self._pipeline
-        scores = quality.request_flush() if budget > 0 else None
-        spans = pipeline.request_flush() if pipeline is not None and budget > 0 else None
-        ok = quality.close(max(deadline - time.monotonic(), 0.0), scores, lost_scores) and recorded
-        if pipeline is not None:
-            pipeline.count_dropped(left - scores_left)
-            ok = pipeline.close(max(deadline - time.monotonic(), 0.0), spans) and ok
-        return ok
+        return _close(self._deferred, self._pipeline, self._quality, budget)
+
+
+def _count_dropped(registry: CollectorRegistry, sink: str, count: int) -> None:
+    dropped_spans_counter(registry).labels(sink).inc(count)
+
+
+def _close(
+    deferred: DeferredWork, pipeline: Pipeline | None, quality: Quality, timeout: float
+) -> bool:
+    """Record what is pending and deliver it (spans and scores), within ``timeout`` seconds
+    together; stop.
+    """
+    deadline = time.monotonic() + timeout
+    recorded = deferred.drain(timeout)
+    # Of what was left unrecorded, scores are counted as dropped scores, the rest as spans.
+    left, scores_left = (0, 0) if recorded else deferred.discard_counting(quality.owns)
+    lost_scores = scores_left + quality.recorder.abandon_parked()
+    if quality.delivery is None:
+        quality.close(0.0, None, lost_scores)
+        if pipeline is None:
+            return recorded
+        pipeline.count_dropped(left - scores_left)
+        return pipeline.close(deadline - time.monotonic()) and recorded
+    # Scores and spans are delivered at once; scores close first, as the store (a sink of
+    # both) closes with the spans.
+    scores = quality.request_flush() if timeout > 0 else None
+    spans = pipeline.request_flush() if pipeline is not None and timeout > 0 else None
+    ok = quality.close(max(deadline - time.monotonic(), 0.0), scores, lost_scores) and recorded
+    if pipeline is not None:
+        pipeline.count_dropped(left - scores_left)
+        ok = pipeline.close(max(deadline - time.monotonic(), 0.0), spans) and ok
+    return ok
+
+
+def _release(
+    deferred: DeferredWork, pipeline: Pipeline | None, quality: Quality, timeout: float
+) -> None:
+    """An integration was collected without shutdown(): close it off the collecting thread
+    (possibly the caller's); not a daemon, so process exit waits for it, within ``timeout``.
+    """
+    try:
+        threading.Thread(
+            target=_close, args=(deferred, pipeline, quality, timeout), name="hypertool-release"
+        ).start()
+    except RuntimeError:  # interpreter shutdown: no new threads; count what is left
+        _close(deferred, pipeline, quality, 0.0)
+
+
+_live: weakref.WeakSet[LangfuseIntegration] = weakref.WeakSet()
+
+
+def _shutdown_all() -> None:
+    """At exit: shut every live integration down (each within its exit timeout)."""
+    for integration in list(_live):
+        try:
+            integration.shutdown(integration._exit_budget())
+        except Exception:
+            logger.debug("shutdown at exit failed", exc_info=True)
 
 
 _default: LangfuseIntegration | None = None
 _default_lock = threading.Lock()
+
+
+def _fresh_default_lock() -> None:
+    global _default_lock
+    _default_lock = threading.Lock()
+
+
+on_fork_in_child(_fresh_default_lock)
 
 
 def get_langfuse_integration() -> LangfuseIntegration:

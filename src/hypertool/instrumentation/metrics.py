@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.registry import REGISTRY
 
+from hypertool.instrumentation._fork import reset_in_child
 from hypertool.instrumentation.budget import BudgetLedger
 from hypertool.instrumentation.export.drops import dropped_scores_counter, dropped_spans_counter
 from hypertool.instrumentation.model.records import GenerationRecord
@@ -36,6 +37,10 @@ class _BoundedLabel:
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._seen: set[str] = set()
+        self._lock = threading.Lock()
+        reset_in_child(self, _BoundedLabel._after_fork)
+
+    def _after_fork(self) -> None:
         self._lock = threading.Lock()
 
     def __call__(self, value: str) -> str:
@@ -95,17 +100,24 @@ class PersonaMetricsCollector:
             ["persona", "chatmode", "model"],
             registry=reg,
         )
+        # Under prometheus_client's multiprocess mode (pre-fork servers) each worker publishes
+        # the remaining budget its ledger sees, which never counts the other workers' latest
+        # calls: the lowest of the live workers' values is the tightest bound (and the first to
+        # cross 0). Every worker has the same limit. Dead workers' values are dropped
+        # (``mark_process_dead``). Counters and histograms are summed over all workers.
         self.budget_remaining = Gauge(
             "hypertool_persona_token_budget_remaining",
             "Token budget left per persona; negative when overrun",
             ["persona"],
             registry=reg,
+            multiprocess_mode="livemin",
         )
         self.budget_limit = Gauge(
             "hypertool_persona_token_budget_limit",
             "Token budget per persona",
             ["persona"],
             registry=reg,
+            multiprocess_mode="livemax",
         )
         self.stage_duration = Histogram(
             "hypertool_workflow_stage_duration_seconds",

@@ -209,7 +209,10 @@ async def run_release_workflow(
         out(result.quality_line(persona))
     out(f"   Trace: {trace.trace_id}")
     if "store" in langfuse.sinks:
-        out("   Local store: see it with `hypertool report --by persona` or `hypertool trace ID`")
+        out(
+            "   Local store: browse it with `.venv/bin/hypertool ui` "
+            "(or `hypertool report --by persona`, `hypertool trace ID`)"
+        )
     out("")
     out("✅ Package Release Workflow Complete!")
     out("")

@@ -60,6 +60,12 @@ class Call(PendingGeneration):
         self.link = link
         self.start_ns = time.time_ns()
 
+    def release(self) -> None:
+        """Recorded: keep only the handle's part. :func:`last_generation` may hold this call
+        until the next one, and must not keep the integration (or the prompt) alive.
+        """
+        del self.target, self.context, self.prompt, self.metadata
+
 
 def is_async_callable(fn: Any) -> bool:
     """True for ``async def`` functions, partials of them, and objects with ``async __call__``."""
@@ -296,6 +302,7 @@ class CallRecorder:
         call.resolve(generation)
         if self.scorers and error is None:
             run_scorers(self.scorers, call.target, generation, call.prompt, completion)
+        call.release()
 
 
 def prompt_of(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:

@@ -10,26 +10,25 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from hypertool.instrumentation._config import HYPERTOOL_STORE, ConfigError, load_settings
 from hypertool.instrumentation.cli import output as out
-from hypertool.instrumentation.store.queries import REPORT_GROUPS, iso
+from hypertool.instrumentation.store import documents
+from hypertool.instrumentation.store.filters import (
+    STATUSES,
+    Filters,
+    parse_duration,
+    parse_moment,
+)
+from hypertool.instrumentation.store.queries import REPORT_GROUPS, TRACE_SORTS
 from hypertool.instrumentation.store.schema import StoreError
 from hypertool.instrumentation.store.trace_store import TraceStore
-
-_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-DEFAULT_PERIOD = "month"
-
-if TYPE_CHECKING:
-    from hypertool.instrumentation.budget import Period
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -57,33 +56,46 @@ def parse_since(text: str, now: datetime | None = None) -> int:
         argparse.ArgumentTypeError: ``text`` is neither.
 
     """
-    moment = (now or datetime.now()).astimezone()
-    match = _RELATIVE.match(text)
-    if match:
-        amount, unit = float(match.group(1)), match.group(2).lower()
-        try:
-            start = moment - timedelta(**{_UNITS[unit]: amount})
-        except OverflowError:
-            raise argparse.ArgumentTypeError(f"{text!r} reaches too far back") from None
-    else:
-        try:
-            start = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is not a duration (24h, 7d, 30m, 2w) or an ISO date (2025-01-31)"
-            ) from None
-        start = start.astimezone() if start.tzinfo is None else start
-    return int(start.timestamp() * 1e9)
+    try:
+        return parse_moment(text, now)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive(text: str) -> int:
+def _whole(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}")
     return value
+
+
+def _positive(text: str) -> int:
+    return _whole(text, 1)
+
+
+def _natural(text: str) -> int:
+    return _whole(text, 0)
+
+
+def _port(text: str) -> int:
+    value = _natural(text)
+    if value > 65_535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0-65535)")
+    return value
+
+
+def _seconds(text: str) -> int:
+    """A duration (``90s``, ``5m``, ``1h``, ``1d``, ``1w``) in whole seconds, at least 1."""
+    try:
+        duration = parse_duration(text)
+    except ValueError:
+        duration = None
+    if duration is None or duration.total_seconds() < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 5m, 1h or 1d")
+    return round(duration.total_seconds())
 
 
 def _store_path(args: argparse.Namespace) -> tuple[Path | None, str]:
@@ -95,7 +107,7 @@ def _store_path(args: argparse.Namespace) -> tuple[Path | None, str]:
     return settings.store_path, source
 
 
-def _open_store(args: argparse.Namespace) -> TraceStore:
+def _existing_store(args: argparse.Namespace) -> Path:
     path, _ = _store_path(args)
     if path is None:
         raise CliError(f"the trace store is off ({HYPERTOOL_STORE}=off); pass --store PATH")
@@ -104,7 +116,11 @@ def _open_store(args: argparse.Namespace) -> TraceStore:
             f"no trace store at {path}: run something instrumented first (e.g. `hypertool "
             f"demo`), or point --store / {HYPERTOOL_STORE} at an existing store"
         )
-    return TraceStore(path, create=False)
+    return path
+
+
+def _open_store(args: argparse.Namespace) -> TraceStore:
+    return TraceStore(_existing_store(args), create=False)
 
 
 def _emit(payload: Any) -> None:
@@ -124,52 +140,46 @@ def _guard(handler: Handler) -> Handler:
 
 
 # -- commands ------------------------------------------------------------------------------
-def _personas(args: argparse.Namespace) -> int:
-    from hypertool.instrumentation.budget import period_start_ns
-    from hypertool.instrumentation.personas import PersonaError, builtin_personas, load_personas
+def filters_of(args: argparse.Namespace) -> Filters:
+    """The :class:`Filters` the command line's filter options give (those a command has)."""
+    status = getattr(args, "status", None)
+    if getattr(args, "failed", False):
+        status = "error"
+    return Filters(
+        persona=getattr(args, "persona", None),
+        chatmode=getattr(args, "chatmode", None),
+        workflow=getattr(args, "workflow", None),
+        model=getattr(args, "model", None),
+        status=status,
+        since_ns=getattr(args, "since", None),
+        until_ns=getattr(args, "until", None),
+    )
 
-    settings = load_settings()
-    registry = builtin_personas()
-    if settings.personas_dir:
-        try:
-            registry = registry.merged(load_personas(settings.personas_dir))
-        except PersonaError as exc:
-            raise CliError(str(exc)) from None
-    default_period = settings.budget_period if settings.budget_period_set else DEFAULT_PERIOD
-    rows = []
+
+def _personas(args: argparse.Namespace) -> int:
+    from hypertool.instrumentation.personas import PersonaError
+    from hypertool.instrumentation.store.overview import configured_budgets
+
+    try:
+        budgets = configured_budgets()
+    except PersonaError as exc:
+        raise CliError(str(exc)) from None
+    filters = filters_of(args)
     with _open_store(args) as store:
-        for name, persona in registry.items():
-            period = persona.budget_period or default_period
-            since = None if period == "session" else period_start_ns(cast("Period", period))
-            used, cost = store.usage_since(name, since)
-            budget = persona.token_budget or None
-            cost_budget = persona.cost_budget_usd
-            rows.append(
-                {
-                    "persona": name,
-                    "display_name": persona.display_name,
-                    "budget_period": period,
-                    "since": iso(since),
-                    "budget_tokens": budget,
-                    "used_tokens": used,
-                    "remaining_tokens": None if budget is None else budget - used,
-                    "cost_usd": cost,
-                    "cost_budget_usd": cost_budget,
-                    "cost_remaining_usd": None if cost_budget is None else cost_budget - cost,
-                }
-            )
+        rows = store.personas(budgets, filters)
     if args.json:
-        _emit({"personas": rows})
+        _emit(documents.personas_document(filters, rows))
     else:
         out.show(out.personas_table(rows))
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
+    filters = filters_of(args)
     with _open_store(args) as store:
-        rows = store.report(args.by, args.since)
+        rows = store.report(args.by, filters=filters)
     if args.json:
-        _emit({"by": args.by, "since": iso(args.since), "rows": rows})
+        _emit(documents.report_document(args.by, filters, rows))
     elif not rows:
         out.show("No generations recorded" + (" in that period." if args.since else "."))
     else:
@@ -178,12 +188,14 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _traces(args: argparse.Namespace) -> int:
+    filters = filters_of(args)
     with _open_store(args) as store:
         rows = store.traces(
-            persona=args.persona, status=args.status, since_ns=args.since, limit=args.limit
+            filters=filters, sort=args.sort, order=args.order, limit=args.limit, offset=args.offset
         )
+        total = store.count_traces(filters) if args.json else None
     if args.json:
-        _emit({"traces": rows})
+        _emit(documents.traces_document(filters, total or 0, rows))
     elif not rows:
         out.show("No traces match.")
     else:
@@ -207,16 +219,14 @@ def _trace(args: argparse.Namespace) -> int:
 
 
 def _generations(args: argparse.Namespace) -> int:
+    filters = filters_of(args)
     with _open_store(args) as store:
         rows = store.generations(
-            slowest=args.slowest,
-            failed=args.failed,
-            limit=args.limit,
-            persona=args.persona,
-            since_ns=args.since,
+            slowest=args.slowest, limit=args.limit, filters=filters, offset=args.offset
         )
+        total = store.count_generations(filters) if args.json else None
     if args.json:
-        _emit({"generations": rows})
+        _emit(documents.generations_document(filters, total, rows))
         return 0
     if args.slowest is not None:
         title = f"Slowest {args.slowest} {'failed ' if args.failed else ''}generations"
@@ -227,6 +237,26 @@ def _generations(args: argparse.Namespace) -> int:
     else:
         out.show(out.generations_table(rows, title))
     return 0
+
+
+def _analytics(args: argparse.Namespace) -> int:
+    with _open_store(args) as store:
+        document = store.analytics(filters_of(args), bucket_s=args.bucket)
+    if args.json:
+        _emit(document)
+    else:
+        out.show(out.analytics_table(document))
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from hypertool.instrumentation.ui import UiUnavailableError, serve
+
+    path = _existing_store(args)
+    try:
+        return serve(path, host=args.host, port=args.port, open_browser=args.open)
+    except UiUnavailableError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -271,8 +301,40 @@ def add_store_commands(
         sub.set_defaults(handler=_guard(handler))
         return sub
 
+    def filter_options(*names: str) -> argparse.ArgumentParser:
+        options = argparse.ArgumentParser(add_help=False)
+        helps = {
+            "persona": "this persona's work only",
+            "chatmode": "this chatmode only",
+            "workflow": "this workflow only",
+            "model": "this model only",
+        }
+        for name in names:
+            if name == "status":
+                options.add_argument("--status", choices=STATUSES, help="only this status")
+            elif name == "until":
+                options.add_argument(
+                    "--until",
+                    type=parse_since,
+                    default=None,
+                    metavar="WHEN",
+                    help="only before then (same forms as --since)",
+                )
+            else:
+                options.add_argument(f"--{name}", help=helps[name])
+        return options
+
+    def paging(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--limit", type=_positive, default=50, help="at most this many (50)")
+        sub.add_argument("--offset", type=_natural, default=0, help="skip this many first (0)")
+
     command(
-        "personas", _personas, "each persona's budget, use this period, remaining and cost", common
+        "personas",
+        _personas,
+        "each persona's budget, use this period, remaining and cost, and its activity",
+        common,
+        since,
+        filter_options("until"),
     )
     report = command(
         "report",
@@ -280,23 +342,61 @@ def add_store_commands(
         "tokens, cost, errors and latency per group (the Users view)",
         common,
         since,
+        filter_options("until", "persona", "chatmode", "workflow", "model", "status"),
     )
     report.add_argument("--by", choices=REPORT_GROUPS, default="persona", help="group by")
-    traces = command("traces", _traces, "recent traces, newest first", common, since)
+    traces = command(
+        "traces",
+        _traces,
+        "traces, newest first",
+        common,
+        since,
+        filter_options("until", "chatmode", "workflow", "status"),
+    )
     traces.add_argument("--persona", help="traces this persona did any work in")
-    traces.add_argument("--status", choices=("error", "success"), help="only this status")
-    traces.add_argument("--limit", type=_positive, default=50, help="at most this many (50)")
+    traces.add_argument("--sort", choices=TRACE_SORTS, default="start", help="sort by (start)")
+    traces.add_argument("--order", choices=("desc", "asc"), default="desc", help="(desc)")
+    paging(traces)
     trace = command("trace", _trace, "one trace as a tree, with prompts and completions", common)
     trace.add_argument("trace_id", metavar="ID", help="trace id, or its first 8+ hex digits")
     generations = command(
-        "generations", _generations, "slowest or failed generations", common, since
+        "generations",
+        _generations,
+        "slowest or failed generations",
+        common,
+        since,
+        filter_options("until", "persona", "chatmode", "workflow", "model"),
     )
     generations.add_argument(
         "--slowest", type=_positive, metavar="N", help="the N slowest generations"
     )
     generations.add_argument("--failed", action="store_true", help="failed generations only")
-    generations.add_argument("--persona", help="this persona's generations only")
-    generations.add_argument("--limit", type=_positive, default=50, help="at most this many (50)")
+    paging(generations)
+    analytics = command(
+        "analytics",
+        _analytics,
+        "cost, tokens and errors over time by persona; latency and time-to-first-token "
+        "distributions",
+        common,
+        since,
+        filter_options("until", "persona", "chatmode", "workflow", "model"),
+    )
+    analytics.add_argument(
+        "--bucket",
+        type=_seconds,
+        default=None,
+        metavar="SIZE",
+        help="time bucket: 5m, 1h, 1d, … (default: from the range, at most 120 buckets)",
+    )
+    ui = command(
+        "ui",
+        _ui,
+        "serve the web UI over the store, read-only (127.0.0.1 unless --host says)",
+    )
+    ui.add_argument("--store", metavar="PATH", default=argparse.SUPPRESS, help=store_help)
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    ui.add_argument("--port", type=_port, default=8000, help="port (8000; 0 picks a free one)")
+    ui.add_argument("--open", action="store_true", help="open the UI in a browser")
     doctor = command(
         "doctor", _doctor, "which sinks are on, where the store and metrics are", common
     )

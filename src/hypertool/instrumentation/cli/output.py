@@ -11,15 +11,42 @@ from datetime import datetime
 from typing import Any
 
 from rich import box
-from rich.console import Console, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-NONE = "—"
+from hypertool.instrumentation.display import (
+    EXCERPT_CHARS,
+    NONE,
+    bucket,
+    cost,
+    duration,
+    excerpt,
+    moment,
+    tokens,
+)
+
+__all__ = [
+    "EXCERPT_CHARS",
+    "NONE",
+    "UNKNOWN_CAPTION",
+    "analytics_table",
+    "cost",
+    "duration",
+    "excerpt",
+    "generations_table",
+    "moment",
+    "personas_table",
+    "report_table",
+    "show",
+    "tokens",
+    "trace_tree",
+    "traces_table",
+]
+
 _UNBOUNDED = 10_000
-EXCERPT_CHARS = 160
 
 
 def show(renderable: RenderableType) -> None:
@@ -44,52 +71,13 @@ def show(renderable: RenderableType) -> None:
     console.print(renderable)
 
 
-def tokens(value: int | None) -> str:
-    """A token count with thousands separators."""
-    return NONE if value is None else f"{value:,}"
-
-
-def cost(value: float | None, unknown: int = 0, *, short: bool = False) -> str:
-    """A cost in USD; ``unknown`` generations without a price are said, never counted as 0."""
-    if value is None:
-        return "unknown" if unknown else NONE
-    text = f"${value:,.2f}" if abs(value) >= 1 else f"${value:.4f}" if value else "$0"
-    if not unknown:
-        return text
-    return f"{text} +{unknown}?" if short else f"{text} (+{unknown} unknown)"
-
-
 UNKNOWN_CAPTION = "+N? : N generation(s) without a known price, not counted"
-
-
-def duration(ms: float | None) -> str:
-    """Milliseconds, or seconds from one second on."""
-    if ms is None:
-        return NONE
-    if ms >= 1000:
-        return f"{ms / 1000:,.2f} s"
-    return f"{ms:.2f} ms" if ms < 10 else f"{ms:,.1f} ms"
-
-
-def moment(ns: int | None) -> str:
-    """An epoch-nanosecond time in local time, to the second."""
-    if ns is None:
-        return NONE
-    return datetime.fromtimestamp(ns / 1e9).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _short_moment(ns: int | None) -> str:
     if ns is None:
         return NONE
     return datetime.fromtimestamp(ns / 1e9).astimezone().strftime("%m-%d %H:%M:%S")
-
-
-def excerpt(text: str | None, limit: int = EXCERPT_CHARS) -> str:
-    """``text`` on one line, cut to ``limit`` characters."""
-    if not text:
-        return ""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else f"{flat[: limit - 1]}…"
 
 
 def _text(value: Any) -> Text:
@@ -351,7 +339,9 @@ def generations_table(rows: Sequence[Mapping[str, Any]], title: str) -> Table:
 
 
 def personas_table(rows: Sequence[Mapping[str, Any]]) -> Table:
-    """Each persona's budget, use this period, remaining (negative when overrun) and cost."""
+    """Each persona's budget, use this period, remaining (negative when overrun) and cost, and
+    its generations, tokens, errors and latency in the range asked for.
+    """
     table = _table(
         "Personas",
         [
@@ -362,12 +352,18 @@ def personas_table(rows: Sequence[Mapping[str, Any]]) -> Table:
             ("Remaining", True),
             ("Cost", True),
             ("Cost budget", True),
+            ("Gens", True),
+            ("Tokens", True),
+            ("Errors", True),
+            ("p50", True),
+            ("p95", True),
         ],
     )
     for row in rows:
         remaining = row["remaining_tokens"]
+        activity = row["activity"]
         table.add_row(
-            Text(row["persona"], style="bold"),
+            Text(row["persona"] or NONE, style="bold"),
             row["budget_period"],
             tokens(row["budget_tokens"]),
             tokens(row["used_tokens"]),
@@ -377,5 +373,47 @@ def personas_table(rows: Sequence[Mapping[str, Any]]) -> Table:
             ),
             cost(row["cost_usd"]),
             cost(row["cost_budget_usd"]),
+            tokens(activity["generations"]),
+            tokens(activity["total_tokens"]),
+            Text(str(activity["errors"]), style="red" if activity["errors"] else ""),
+            duration(activity["p50_ms"]),
+            duration(activity["p95_ms"]),
         )
+    table.caption = "Budget, Used, Remaining, Cost: this period. Gens to p95: the range asked."
     return table
+
+
+def analytics_table(document: Mapping[str, Any]) -> Group:
+    """Generations, errors, tokens and cost per time bucket; time to first token by model."""
+    timeline = _table(
+        f"Per {bucket(document['bucket_seconds'])} from {document['since']} to {document['until']}",
+        [
+            ("Bucket", False),
+            ("Gens", True),
+            ("Errors", True),
+            ("Error rate", True),
+            ("Tokens", True),
+            ("Cost", True),
+        ],
+    )
+    for row in document["timeline"]:
+        timeline.add_row(
+            moment(row["start_ns"]),
+            tokens(row["generations"]),
+            str(row["errors"]),
+            f"{row['error_rate']:.1%}",
+            tokens(row["total_tokens"]),
+            cost(row["cost_usd"], row["cost_unknown"], short=True),
+        )
+    first_token = _table(
+        "Time to first token (streamed generations)",
+        [("Model", False), ("Gens", True), ("p50", True), ("p95", True)],
+    )
+    for row in document["time_to_first_token"]["by_model"]:
+        first_token.add_row(
+            _text(row["group"]),
+            tokens(row["generations"]),
+            duration(row["p50_ms"]),
+            duration(row["p95_ms"]),
+        )
+    return Group(timeline, first_token)

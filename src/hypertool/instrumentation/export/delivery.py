@@ -4,6 +4,16 @@ OpenTelemetry's ``BatchSpanProcessor`` drops spans silently when its queue is fu
 ``force_flush`` ignores the timeout (measured: 5 s per queued batch against a hanging endpoint).
 This processor keeps the same exporter interface but counts every span it cannot deliver and
 never makes the caller wait longer than asked.
+
+Accounting is exact per sink: every span handed in is counted once, as exported or as dropped.
+A batch still in the exporter's hands when :meth:`DeliveryProcessor.close` gives up is decided
+once: close counts it as dropped unless the exporter already claimed it (an exporter with
+``export_claimed`` — the local store — claims a batch just before making it durable and
+abandons it when close was first), and a late answer is then ignored.
+
+The export thread holds the processor weakly (a processor nobody holds ends its thread) and is
+started on the first span; in a forked child the queue starts empty (the parent's spans are the
+parent's to deliver, and are not counted by the child), with new locks, counters and thread.
 """
 
 from __future__ import annotations
@@ -11,12 +21,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from hypertool.instrumentation._fork import reset_in_child
 
 logger = logging.getLogger("hypertool.instrumentation")
 
@@ -24,7 +38,21 @@ DropListener = Callable[[str, int], None]
 """Called with (sink name, number of spans) whenever spans are dropped."""
 
 _REPORT_INTERVAL_S = 60.0
+# How long close() lets a batch the exporter already claimed finish committing (a local
+# SQLite commit: milliseconds).
+_CLAIMED_WAIT_S = 1.0
 EXPORT_THREAD_PREFIX = "hypertool-export-"
+
+
+class ClaimingExport(Protocol):
+    """``export_claimed`` of an exporter that can abandon a batch until its last step."""
+
+    def __call__(
+        self, spans: Sequence[ReadableSpan], claim: Callable[[], bool]
+    ) -> SpanExportResult:
+        """Export ``spans``; call ``claim()`` just before they become durable, and when it
+        returns False abandon them (roll back) and return ``FAILURE``.
+        """
 
 
 class _FlushMarker:
@@ -72,23 +100,29 @@ class DeliveryProcessor(SpanProcessor):
         self._schedule_delay = schedule_delay
         self._on_drop = list(on_drop)
         self._only_scope = only_scope
-        self._queue: deque[ReadableSpan | _FlushMarker] = deque()
-        self._wake = threading.Event()
+        self._export_claimed: ClaimingExport | None = getattr(exporter, "export_claimed", None)
         self._stopping = False
         self._closed = False
-        self._in_flight = 0
+        self._fresh_state()
+        reset_in_child(self, DeliveryProcessor._fresh_state)
+
+    def _fresh_state(self) -> None:
+        """The queue, locks, counters and thread of a new processor, or of a forked child."""
+        self._queue: deque[ReadableSpan | _FlushMarker] = deque()
+        self._wake = threading.Event()
         self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        # Spans of the batch in the exporter's hands whose fate is not decided yet; 0 once
+        # close() counted them. ``_claimed``: the exporter made them its own (close waits not).
+        self._in_flight = 0
+        self._claimed = False
+        self._settled = threading.Event()
         self.exported = 0
         self.dropped = 0
         self._dropped_at_flush = 0
         self._unreported = 0
         self._last_report = 0.0
-        self._thread = threading.Thread(
-            target=self._run,
-            name=f"{EXPORT_THREAD_PREFIX}{sink}" + ("" if item == "span" else f"-{item}s"),
-            daemon=True,
-        )
-        self._thread.start()
 
     # -- SpanProcessor -------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -101,11 +135,14 @@ class DeliveryProcessor(SpanProcessor):
             or span.instrumentation_scope.name != self._only_scope
         ):
             return
-        if self._stopping or len(self._queue) >= self._max_queue_size:
+        queue = self._queue
+        if self._stopping or len(queue) >= self._max_queue_size:
             self._drop(1)
             return
-        self._queue.append(span)
-        if len(self._queue) >= self._max_batch_size:
+        queue.append(span)
+        if self._thread is None:
+            self._start()
+        elif len(queue) >= self._max_batch_size:
             self._wake.set()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -138,7 +175,9 @@ class DeliveryProcessor(SpanProcessor):
             :meth:`wait_flushed`. Several sinks can so be flushed at once under one deadline.
 
         """
-        if not self._thread.is_alive():
+        if self._thread is None and self._queue and not self._stopping:
+            self._start()
+        if self._thread is None or not self._thread.is_alive():
             return None
         marker = _FlushMarker()
         self._queue.append(marker)
@@ -192,9 +231,14 @@ class DeliveryProcessor(SpanProcessor):
         self._stopping = True
         self._wake.set()
         with self._lock:
-            # A batch still in the exporter's hands when we give up is lost at exit: count it.
+            # A batch still in the exporter's hands when we give up is lost at exit: count it,
+            # once (its late answer is ignored), unless the exporter claimed it already.
             self._closed = True
-            left, self._in_flight = self._in_flight, 0
+            left, committing = 0, self._settled if self._claimed else None
+            if committing is None:
+                left, self._in_flight = self._in_flight, 0
+        if committing is not None:  # a claimed batch is being committed: a moment, let it end
+            committing.wait(_CLAIMED_WAIT_S)
         while self._queue:
             try:
                 item = self._queue.popleft()
@@ -241,11 +285,31 @@ class DeliveryProcessor(SpanProcessor):
             self.item,
         )
 
-    def _run(self) -> None:
-        while not self._stopping:
-            self._wake.wait(self._schedule_delay)
-            self._wake.clear()
-            self._drain()
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is not None:
+                return
+            thread = threading.Thread(
+                target=_deliver_forever,
+                args=(weakref.ref(self), self._wake, self._schedule_delay),
+                name=f"{EXPORT_THREAD_PREFIX}{self.sink}"
+                + ("" if self.item == "span" else f"-{self.item}s"),
+                daemon=True,
+            )
+            try:
+                thread.start()
+            except RuntimeError:  # interpreter shutdown: close() counts what is queued
+                logger.debug("cannot start the %s export thread", self.sink, exc_info=True)
+                return
+            self._thread = thread
+
+    def _claim(self) -> bool:
+        """The exporter's last word before the batch becomes durable: False if close() won."""
+        with self._lock:
+            if not self._in_flight:
+                return False
+            self._claimed = True
+            return True
 
     def _drain(self) -> None:
         batch: list[ReadableSpan] = []
@@ -271,20 +335,41 @@ class DeliveryProcessor(SpanProcessor):
         with self._lock:
             closed = self._closed
             if not closed:
-                self._in_flight = len(batch)
+                self._in_flight, self._claimed = len(batch), False
+                self._settled = settled = threading.Event()
         if closed:  # taken off the queue just before close(): nobody counted these yet
             self._drop(len(batch))
             return
         try:
-            result = self._exporter.export(batch)
+            if self._export_claimed is not None:
+                result = self._export_claimed(batch, self._claim)
+            else:
+                result = self._exporter.export(batch)
         except Exception:
             logger.debug("exporter for the %s sink raised", self.sink, exc_info=True)
             result = SpanExportResult.FAILURE
-        with self._lock:
-            if self._closed:  # already counted by close()
-                return
-            self._in_flight = 0
-        if result is SpanExportResult.SUCCESS:
-            self.exported += len(batch)
-        else:
-            self._drop(len(batch))
+        try:
+            with self._lock:
+                if not self._in_flight:  # close() counted it as dropped already
+                    return
+                self._in_flight, self._claimed = 0, False
+                if result is SpanExportResult.SUCCESS:
+                    self.exported += len(batch)
+            if result is not SpanExportResult.SUCCESS:
+                self._drop(len(batch))
+        finally:
+            settled.set()
+
+
+def _deliver_forever(
+    ref: weakref.ref[DeliveryProcessor], wake: threading.Event, delay: float
+) -> None:
+    """The export thread: holds its processor only while draining, so it can be collected."""
+    while True:
+        wake.wait(delay)
+        wake.clear()
+        processor = ref()
+        if processor is None or processor._stopping:
+            return
+        processor._drain()
+        del processor

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Counter
 
+from hypertool.instrumentation._fork import on_fork_in_child
+
 DROPPED_SPANS = "hypertool_export_dropped_spans_total"
 DROPPED_SCORES = "hypertool_export_dropped_scores_total"
 
@@ -20,6 +22,14 @@ _counters: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, Counter]] = (
     weakref.WeakKeyDictionary()
 )
 _lock = threading.Lock()
+
+
+def _fresh_lock() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+on_fork_in_child(_fresh_lock)
 
 
 def dropped_spans_counter(registry: CollectorRegistry | None = None) -> Counter:

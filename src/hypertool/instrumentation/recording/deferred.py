@@ -3,6 +3,9 @@
 Reads that need it complete (budgets, flush, exit) call :meth:`DeferredWork.drain` first, so
 nothing handed over is missed. When the queue is full the caller does its own item: back-pressure
 instead of loss.
+
+In a forked child the queue starts empty (what the parent handed over is the parent's to record),
+with new locks, and the thread starts again on the child's first item.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from hypertool.instrumentation._fork import reset_in_child
 from hypertool.instrumentation._log import logger
 
 _WAKE_AT = 256
@@ -29,6 +33,14 @@ class DeferredWork:
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._worker: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        reset_in_child(self, DeferredWork._after_fork)
+
+    def _after_fork(self) -> None:
+        self._items = deque()
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._worker = None
         self._start_lock = threading.Lock()
 
     def __len__(self) -> int:

@@ -2,7 +2,8 @@
 and a score sink (:class:`~hypertool.instrumentation.model.scores.ScoreSink`) for scores.
 
 A corrupt or locked database never raises into the application: the exporter reports the batch
-as failed, and the delivery processor counts its spans (or scores) as dropped.
+as failed, and the delivery processor counts its spans (or scores) as dropped. In a forked
+child the exporter opens connections of its own on first use, behind new locks.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from typing import TYPE_CHECKING, TypeVar
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from hypertool.instrumentation._config import DEFAULT_RETENTION_DAYS, DEFAULT_STORE_MAX_FIELD_CHARS
+from hypertool.instrumentation._fork import reset_in_child
 from hypertool.instrumentation._log import logger
 from hypertool.instrumentation.store.schema import StoreError, StoreLockedError
 from hypertool.instrumentation.store.trace_store import (
     DEFAULT_BUSY_TIMEOUT_MS,
+    BatchAbandoned,
     TraceStore,
     check_settings,
 )
@@ -71,23 +74,48 @@ class StoreExporter(SpanExporter):
         self.exported_spans = 0
         self.exported_scores = 0
         self.failed_batches = 0
+        reset_in_child(self, StoreExporter._after_fork)
+
+    def _after_fork(self) -> None:
+        # The parent's export thread may have held these locks. The stores stay: each opens a
+        # connection of its own in the child on first use (see TraceStore).
+        self._lock = threading.Lock()
+        self._reader_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"StoreExporter({str(self.path)!r})"
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Write ``spans`` in one transaction; ``FAILURE`` (never an exception) on any error."""
+        return self.export_claimed(spans, _always)
+
+    def export_claimed(
+        self, spans: Sequence[ReadableSpan], claim: Callable[[], bool]
+    ) -> SpanExportResult:
+        """:meth:`export`, asking ``claim()`` just before the commit: when it says no (the
+        delivery processor already counted the batch as dropped) nothing is written.
+        """
         with self._lock:
             if self._stopped:
                 return SpanExportResult.FAILURE
             try:
                 if self._store is None:
                     self._store = self._open()
-                self.exported_spans += self._store.write_spans(spans)
+                self.exported_spans += self._store.write_spans(spans, keep=claim)
+            except BatchAbandoned:
+                return SpanExportResult.FAILURE
             except Exception as exc:
                 self._failed(exc)
                 return SpanExportResult.FAILURE
+            finally:
+                if self._stopped:  # shutdown() came while this batch was written
+                    self._close_writer()
         return SpanExportResult.SUCCESS
+
+    def _close_writer(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     def export_scores(self, scores: Sequence[Score]) -> int:
         """Write ``scores`` in one transaction; how many were not written (never raises)."""
@@ -101,6 +129,9 @@ class StoreExporter(SpanExporter):
             except Exception as exc:
                 self._failed(exc, "scores")
                 return len(scores)
+            finally:
+                if self._stopped:  # shutdown() came while this batch was written
+                    self._close_writer()
         return 0
 
     def close_scores(self) -> None:
@@ -165,13 +196,22 @@ class StoreExporter(SpanExporter):
         return True
 
     def shutdown(self) -> None:
-        """Close the store; later batches fail."""
-        with self._lock:
-            self._stopped = True
-            if self._store is not None:
-                self._store.close()
-                self._store = None
+        """Close the store; later batches fail.
+
+        Never waits for a batch being written (it may wait on another process's lock): that
+        batch's writer closes the store when it is done.
+        """
+        self._stopped = True
+        if self._lock.acquire(blocking=False):
+            try:
+                self._close_writer()
+            finally:
+                self._lock.release()
         with self._reader_lock:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
+
+
+def _always() -> bool:
+    return True

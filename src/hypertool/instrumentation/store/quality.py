@@ -24,6 +24,7 @@ from hypertool.instrumentation.store.rows import MultiRow, Row, cap
 
 if TYPE_CHECKING:
     from hypertool.instrumentation.model.scores import Score
+    from hypertool.instrumentation.store.filters import Filters
 
 MIN_SAMPLES = 20
 """Scored generations a prompt version needs before it can be called best."""
@@ -199,15 +200,38 @@ _SCORE_GROUPS = {
 }
 
 
+def on_scores(filters: Filters) -> tuple[str, list[Any]]:
+    """SQL conditions on numeric scores (alias ``s``) from the filters of a report: the
+    scored work's persona, chatmode, workflow and model; the time the score was given. A score
+    has no status of its own: ``status`` does not apply.
+    """
+    conditions = ["s.value IS NOT NULL"]
+    params: list[Any] = []
+    for column, value in (
+        ("s.persona", filters.persona),
+        ("s.chatmode", filters.chatmode),
+        (_SCORE_GROUPS["workflow"], filters.workflow),
+        (_SCORE_GROUPS["model"], filters.model),
+    ):
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            params.append(value)
+    if filters.since_ns is not None:
+        conditions.append("s.created_ns >= ?")
+        params.append(filters.since_ns)
+    if filters.until_ns is not None:
+        conditions.append("s.created_ns < ?")
+        params.append(filters.until_ns)
+    return " AND ".join(conditions), params
+
+
 def score_means(
-    connection: sqlite3.Connection, by: str, since_ns: int | None
+    connection: sqlite3.Connection, by: str, filters: Filters
 ) -> dict[Any, dict[str, Mean]]:
     """Per group: the mean of each numeric (NUMERIC or BOOLEAN) score."""
-    where, params = ("", []) if since_ns is None else (" AND s.created_ns >= ?", [since_ns])
+    where, params = on_scores(filters)
     rows = connection.execute(
-        f"SELECT {_SCORE_GROUPS[by]}, s.name, s.value FROM scores s "
-        f"WHERE s.value IS NOT NULL{where}",
-        params,
+        f"SELECT {_SCORE_GROUPS[by]}, s.name, s.value FROM scores s WHERE {where}", params
     )
     groups: dict[Any, dict[str, Mean]] = {}
     for group, name, value in rows:

@@ -17,18 +17,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from hypertool.instrumentation.store.filters import WORKFLOW_OF_GENERATION, Filters
 from hypertool.instrumentation.store.schema import StoreError
 
 ReportBy = Literal["persona", "model", "chatmode", "workflow"]
 REPORT_GROUPS: tuple[ReportBy, ...] = ("persona", "model", "chatmode", "workflow")
+TraceSort = Literal["start", "duration", "cost"]
+TRACE_SORTS: tuple[TraceSort, ...] = ("start", "duration", "cost")
+Order = Literal["desc", "asc"]
 
 _GROUP_EXPRESSIONS: dict[str, str] = {
     "persona": "o.persona",
     "model": "o.model",
     "chatmode": "o.chatmode",
-    # A generation outside any stage still belongs to its trace's workflow.
-    "workflow": "coalesce(o.workflow, (SELECT t.workflow FROM traces t "
-    "WHERE t.trace_id = o.trace_id))",
+    "workflow": WORKFLOW_OF_GENERATION.format(o="o"),
 }
 
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -37,7 +39,7 @@ MIN_TRACE_PREFIX = 8
 _OBSERVATION_FIELDS = (
     "span_id, trace_id, parent_id, type, name, persona, chatmode, workflow, stage, model, "
     "input_tokens, output_tokens, total_tokens, usage_estimated, cost_usd, start_ns, end_ns, "
-    "status, error, input, output, metadata, prompt_name, prompt_version"
+    "status, error, input, output, metadata, completion_start_ns, prompt_name, prompt_version"
 )
 
 
@@ -78,9 +80,7 @@ def _since(column: str, since_ns: int | None) -> tuple[str, list[Any]]:
     return ("", []) if since_ns is None else (f" AND {column} >= ?", [since_ns])
 
 
-def report(
-    connection: sqlite3.Connection, by: ReportBy, since_ns: int | None
-) -> list[dict[str, Any]]:
+def report(connection: sqlite3.Connection, by: ReportBy, filters: Filters) -> list[dict[str, Any]]:
     """Per group: traces, generations, tokens, cost, unknown costs, errors, p50/p95 latency.
 
     One pass over the report index: distinct traces and sorted latencies need every row
@@ -88,12 +88,12 @@ def report(
     """
     if by not in _GROUP_EXPRESSIONS:
         raise ValueError(f"cannot report by {by!r}; choose one of {', '.join(REPORT_GROUPS)}")
-    where, params = _since("o.start_ns", since_ns)
+    where, params = filters.on_generations("o")
     cursor = connection.execute(
         f"""
         SELECT {_GROUP_EXPRESSIONS[by]}, o.trace_id, o.input_tokens, o.output_tokens,
                o.total_tokens, o.cost_usd, o.status, o.end_ns - o.start_ns
-        FROM observations o WHERE o.type = 'generation'{where}
+        FROM observations o WHERE {where}
         """,
         params,
     )
@@ -140,43 +140,58 @@ def report(
     return result
 
 
+_TRACE_ORDER: dict[str, str] = {
+    "start": "{t}.start_ns {order}, {t}.trace_id",
+    "duration": "{t}.end_ns - {t}.start_ns {order}, {t}.start_ns DESC, {t}.trace_id",
+    "cost": "{cost} IS NULL, {cost} {order}, {t}.start_ns DESC, {t}.trace_id",
+}
+
+
 def traces(
     connection: sqlite3.Connection,
+    filters: Filters,
     *,
-    persona: str | None,
-    status: str | None,
-    since_ns: int | None,
+    sort: TraceSort = "start",
+    order: Order = "desc",
     limit: int,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Most recent traces first, with their generations' totals."""
-    conditions = ["1 = 1"]
-    params: list[Any] = []
-    if persona is not None:
-        # Multi-persona workflows: a persona "is in" a trace when it did any of the work.
-        conditions.append(
-            "(t.persona = ? OR t.trace_id IN (SELECT trace_id FROM observations WHERE persona = ?))"
+    """Traces with their generations' totals, sorted (most recent first by default).
+
+    ``running`` is true while the trace's root span has not arrived: a workflow still running
+    (or one whose root was lost).
+    """
+    if sort not in _TRACE_ORDER or order not in ("asc", "desc"):
+        raise ValueError(f"cannot sort traces by {sort!r} {order!r}")
+    where, params = filters.on_traces("t")
+    template = _TRACE_ORDER[sort]
+    inner = template.format(t="t", cost="c.cost", order=order.upper())
+    outer = template.format(t="p", cost="p.cost", order=order.upper())
+    costs = ""
+    if sort == "cost":
+        # Sum the cost per trace from the report index alone, over the window's generations
+        # (a trace's generations start no earlier than the trace).
+        spent, spent_params = Filters(since_ns=filters.since_ns).on_generations("o")
+        costs = (
+            "LEFT JOIN (SELECT o.trace_id, sum(o.cost_usd) AS cost FROM observations o "
+            f"WHERE {spent} GROUP BY o.trace_id) c ON c.trace_id = t.trace_id"
         )
-        params += [persona, persona]
-    if status is not None:
-        conditions.append("t.status = ?")
-        params.append(status)
-    if since_ns is not None:
-        conditions.append("t.start_ns >= ?")
-        params.append(since_ns)
-    params.append(max(int(limit), 0))
+        params = spent_params + params
+    select_cost = "c.cost" if sort == "cost" else "NULL"
+    params += [max(int(limit), 0), max(int(offset), 0)]
     rows = connection.execute(
         f"""
         WITH page AS (
-            SELECT * FROM traces t WHERE {" AND ".join(conditions)}
-            ORDER BY t.start_ns DESC, t.trace_id LIMIT ?
+            SELECT t.*, {select_cost} AS cost FROM traces t {costs} WHERE {where}
+            ORDER BY {inner} LIMIT ? OFFSET ?
         )
         SELECT p.trace_id, p.name, p.persona, p.chatmode, p.workflow, p.start_ns, p.end_ns,
                p.status, p.error, count(o.span_id), coalesce(sum(o.total_tokens), 0),
                sum(o.cost_usd), coalesce(sum(o.cost_usd IS NULL AND o.span_id IS NOT NULL), 0),
-               coalesce(sum(o.status = 'error'), 0)
+               coalesce(sum(o.status = 'error'), 0), p.root_seen
         FROM page p
         LEFT JOIN observations o ON o.trace_id = p.trace_id AND o.type = 'generation'
-        GROUP BY p.trace_id ORDER BY p.start_ns DESC, p.trace_id
+        GROUP BY p.trace_id ORDER BY {outer}
         """,
         params,
     ).fetchall()
@@ -198,15 +213,29 @@ def traces(
             "cost_usd": row[11],
             "cost_unknown": row[12],
             "failed_generations": row[13],
+            "running": not row[14],
         }
         for row in rows
     ]
 
 
+def count_traces(connection: sqlite3.Connection, filters: Filters) -> int:
+    """How many traces match ``filters`` (for pages of :func:`traces`)."""
+    where, params = filters.on_traces("t")
+    return int(
+        connection.execute(f"SELECT count(*) FROM traces t WHERE {where}", params).fetchone()[0]
+    )
+
+
 def _metadata(text: str | None) -> dict[str, Any]:
     from hypertool.instrumentation import semconv as attr  # only when rows are shown
 
-    metadata: dict[str, Any] = json.loads(text) if text else {}
+    try:
+        metadata = json.loads(text) if text else {}
+    except ValueError:  # not written by us: shown as it is rather than failing the page
+        metadata = {"unparsed": text}
+    if not isinstance(metadata, dict):
+        metadata = {"unparsed": metadata}
     for key in (attr.USAGE_DETAILS, attr.COST_DETAILS):
         value = metadata.get(key)
         if isinstance(value, str):  # stored as sent (a JSON string), shown as an object
@@ -218,7 +247,7 @@ def _metadata(text: str | None) -> dict[str, Any]:
 def _observation(row: Sequence[Any]) -> dict[str, Any]:
     (span_id, trace_id, parent_id, kind, name, persona, chatmode, workflow, stage, model) = row[:10]
     tokens_in, tokens_out, total, estimated, cost, start, end, status, error = row[10:19]
-    text_in, text_out, metadata, prompt_name, prompt_version = row[19:24]
+    text_in, text_out, metadata, first_token, prompt_name, prompt_version = row[19:25]
     return {
         "span_id": span_id,
         "trace_id": trace_id,
@@ -239,6 +268,7 @@ def _observation(row: Sequence[Any]) -> dict[str, Any]:
         "start_ns": start,
         "end_ns": end,
         "latency_ms": _ms(end - start),
+        "time_to_first_token_ms": None if first_token is None else _ms(first_token - start),
         "status": status,
         "error": error,
         "input": text_in,
@@ -327,34 +357,35 @@ def trace(connection: sqlite3.Connection, trace_id: str) -> dict[str, Any] | Non
 
 def generations(
     connection: sqlite3.Connection,
+    filters: Filters,
     *,
-    slowest: int | None,
-    failed: bool,
-    persona: str | None,
-    since_ns: int | None,
+    slowest: bool,
     limit: int,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Generations: the ``slowest`` N by latency, or the most recent first; ``failed`` only."""
-    conditions = ["type = 'generation'"]
-    params: list[Any] = []
-    if failed:
-        conditions.append("status = 'error'")
-    if persona is not None:
-        conditions.append("persona = ?")
-        params.append(persona)
-    if since_ns is not None:
-        conditions.append("start_ns >= ?")
-        params.append(since_ns)
-    order = "end_ns - start_ns DESC" if slowest is not None else "start_ns DESC"
-    params.append(max(int(slowest if slowest is not None else limit), 0))
-    # Rank on the report index alone, then read the wide rows of the few chosen.
+    """Generations matching ``filters``: the slowest first, or the most recent first."""
+    where, params = filters.on_generations("o")
+    order = "end_ns - start_ns DESC" if slowest else "start_ns DESC"
+    params += [max(int(limit), 0), max(int(offset), 0)]
+    # Rank on the report index alone (ties broken by rowid, which every index holds), then
+    # read the wide rows of the few chosen.
     rows = connection.execute(
         f"SELECT {_OBSERVATION_FIELDS} FROM observations WHERE rowid IN ("
-        f"SELECT rowid FROM observations WHERE {' AND '.join(conditions)} "
-        f"ORDER BY {order} LIMIT ?) ORDER BY {order}, span_id",
+        f"SELECT o.rowid FROM observations o WHERE {where} "
+        f"ORDER BY {order}, o.rowid LIMIT ? OFFSET ?) ORDER BY {order}, rowid",
         params,
     )
     return [_observation(row) for row in rows]
+
+
+def count_generations(connection: sqlite3.Connection, filters: Filters) -> int:
+    """How many generations match ``filters`` (for pages of :func:`generations`)."""
+    where, params = filters.on_generations("o")
+    return int(
+        connection.execute(f"SELECT count(*) FROM observations o WHERE {where}", params).fetchone()[
+            0
+        ]
+    )
 
 
 def usage_since(

@@ -7,6 +7,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import chain
 from json.encoder import encode_basestring as _encode_string
 from typing import Any
@@ -39,6 +40,7 @@ OBSERVATION_COLUMNS = (
     "input",
     "output",
     "metadata",
+    "completion_start_ns",
     "prompt_name",
     "prompt_version",
 )
@@ -179,6 +181,23 @@ def _cost(text: Any) -> float | None:
     return float(sum(parts)) if parts else None
 
 
+def _moment_ns(value: Any) -> int | None:
+    """An ISO 8601 time attribute (JSON-quoted, as langfuse sends it, or bare) as epoch ns."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().strip('"'))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _metadata(attributes: dict[str, Any]) -> str | None:
     """The attributes left as a JSON object (strings and numbers encoded directly: the
     general encoder costs several microseconds per span on the delivery thread).
@@ -241,10 +260,13 @@ def span_rows(span: ReadableSpan, max_field_chars: int) -> tuple[Row, Row, bool]
     error = cap(message or status.description or "error", max_field_chars) if failed else None
     tokens_in = tokens_out = total = None
     cost = None
+    first_token = None
     if kind == attr.TYPE_GENERATION:
         tokens_in, tokens_out, total = _usage(attributes)
         if known is not False and attr.COST_DETAILS in attributes:
             cost = _cost(attributes[attr.COST_DETAILS])
+        if attr.COMPLETION_START_TIME in attributes:  # kept in the metadata too, as sent
+            first_token = _moment_ns(attributes[attr.COMPLETION_START_TIME])
     observation = (
         span_id,
         trace_id,
@@ -268,6 +290,7 @@ def span_rows(span: ReadableSpan, max_field_chars: int) -> tuple[Row, Row, bool]
         text_in,
         text_out,
         _metadata(attributes),
+        first_token,
         # Langfuse links only generations to prompts; so does the store.
         prompt_name if kind == attr.TYPE_GENERATION else None,
         prompt_version if kind == attr.TYPE_GENERATION and prompt_name else None,

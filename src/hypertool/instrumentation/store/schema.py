@@ -21,6 +21,14 @@ T = TypeVar("T")
 APPLICATION_ID = 0x48545452
 """``PRAGMA application_id`` of a hypertool trace store ("HTTR")."""
 
+_COMPLETION_START = "langfuse.observation.completion_start_time"  # semconv.COMPLETION_START_TIME
+# Its value, a JSON-quoted ISO time inside the metadata JSON, as SQLite's time functions read it
+# (CASE, since only it promises not to parse metadata that is not JSON).
+_FIRST_TOKEN = (
+    "CASE WHEN json_valid(metadata) THEN "
+    f"""trim(json_extract(metadata, '$."{_COMPLETION_START}"'), '"') END"""
+)
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: the initial schema. Large text columns come last, so scans that aggregate numbers
     # never read their overflow pages.
@@ -80,7 +88,29 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX observations_persona "
         "ON observations (persona, type, start_ns, total_tokens, cost_usd)",
     ),
-    # 3: quality and prompts: the managed prompt each generation was made from, scores, and
+    # 3: the web UI. When a stream's first token came, in a column of its own (it was only in
+    # the metadata JSON, behind the prompt's overflow pages), filled for the rows stored before,
+    # and a small index of streamed generations alone; the traces a persona worked in, read
+    # from an index instead of the wide rows.
+    (
+        "ALTER TABLE observations ADD COLUMN completion_start_ns INTEGER",
+        # Whole seconds and milliseconds apart: julianday()'s double loses microseconds.
+        f"""
+        UPDATE observations SET completion_start_ns = (
+            CAST(strftime('%s', {_FIRST_TOKEN}) AS INTEGER) * 1000
+            + CAST(round(strftime('%f', {_FIRST_TOKEN}) * 1000) AS INTEGER) % 1000
+        ) * 1000000
+        WHERE type = 'generation' AND metadata LIKE '%"{_COMPLETION_START}"%'
+            AND ({_FIRST_TOKEN}) IS NOT NULL
+        """,
+        """
+        CREATE INDEX observations_streamed
+        ON observations (type, start_ns, persona, model, completion_start_ns)
+        WHERE completion_start_ns IS NOT NULL
+        """,
+        "CREATE INDEX observations_persona_trace ON observations (persona, trace_id)",
+    ),
+    # 4: quality and prompts: the managed prompt each generation was made from, scores, and
     # the versions of local prompts (numbered 1, 2, 3… per name as their text changes).
     (
         "ALTER TABLE observations ADD COLUMN prompt_name TEXT",
@@ -294,3 +324,64 @@ def connect(path: Path, *, create: bool, busy_timeout_ms: int) -> sqlite3.Connec
             raise store_error(path, exc) from exc
         raise
     return connection
+
+
+def connect_read_only(path: Path, *, busy_timeout_ms: int) -> sqlite3.Connection:
+    """Open the store at ``path`` for reading only (SQLite ``mode=ro``, ``query_only``).
+
+    A store written by an older version is first migrated forward by a short read-write
+    connection, as its next writer would; the connection returned never writes.
+
+    Raises:
+        StoreError: the file is missing, corrupt, not a trace store, from a newer version,
+            or from an older one that cannot be migrated here.
+
+    """
+    if not path.exists():
+        raise StoreError(f"{path}: no trace store here yet")
+
+    def open_ro() -> sqlite3.Connection:
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        return sqlite3.connect(
+            uri,
+            uri=True,
+            timeout=busy_timeout_ms / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+
+    try:
+        connection = open_ro()
+    except (OSError, sqlite3.Error) as exc:
+        raise store_error(path, exc) from exc
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        connection.execute("PRAGMA query_only = ON")
+        connection.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}")
+        application, version = (
+            int(connection.execute(f"PRAGMA {pragma}").fetchone()[0])
+            for pragma in ("application_id", "user_version")
+        )
+        if application != APPLICATION_ID or version == 0:
+            raise StoreError(f"{path}: not a hypertool trace store")
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{path}: schema version {version} is newer than this hypertool understands "
+                f"({SCHEMA_VERSION}); upgrade hypertool-instrumentation"
+            )
+    except BaseException as exc:
+        connection.close()
+        if isinstance(exc, sqlite3.Error):
+            raise store_error(path, exc) from exc
+        raise
+    if version == SCHEMA_VERSION:
+        return connection
+    connection.close()
+    try:
+        connect(path, create=False, busy_timeout_ms=busy_timeout_ms).close()
+    except StoreError as exc:
+        raise StoreError(
+            f"{path}: written by an older hypertool (schema {version}, this one reads "
+            f"{SCHEMA_VERSION}) and it could not be migrated: {exc}"
+        ) from exc
+    return connect_read_only(path, busy_timeout_ms=busy_timeout_ms)

@@ -5,7 +5,9 @@ on the delivery thread) and answers the questions the Langfuse UI answers — co
 slowest and failed generations, a trace as a tree — with no account and no network.
 
 Several threads and processes may write one store at once (WAL mode, a busy timeout and
-bounded retries); a span delivered twice is stored once.
+bounded retries); a span delivered twice is stored once. A store object carried into a forked
+child opens a connection of its own there on first use (SQLite connections must not cross a
+fork; the inherited one is never used nor closed).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,12 +28,22 @@ from hypertool.instrumentation._config import (
     DEFAULT_STORE_MAX_FIELD_CHARS,
     ConfigError,
 )
+from hypertool.instrumentation._fork import hold_during_fork, keep_forever, reset_in_child
 from hypertool.instrumentation._log import logger
-from hypertool.instrumentation.store import prompt_versions, quality, queries
-from hypertool.instrumentation.store.queries import ReportBy
+from hypertool.instrumentation.store import (
+    analytics,
+    catalog,
+    overview,
+    prompt_versions,
+    quality,
+    queries,
+)
+from hypertool.instrumentation.store.filters import Filters, Status
+from hypertool.instrumentation.store.queries import Order, ReportBy, TraceSort
 from hypertool.instrumentation.store.schema import (
     StoreError,
     connect,
+    connect_read_only,
     in_transaction,
     with_retry,
 )
@@ -55,12 +68,22 @@ def _canonical(persona: str) -> str:
     return canonical_name(persona)
 
 
+def _canonical_filters(filters: Filters) -> Filters:
+    if filters.persona is None:
+        return filters
+    return replace(filters, persona=_canonical(filters.persona))
+
+
 def check_settings(retention_days: float, max_field_chars: int) -> None:
     """Raise :class:`ConfigError` for a retention or field cap out of range."""
     if not (math.isfinite(retention_days) and retention_days >= 0):
         raise ConfigError(f"retention_days={retention_days!r} must be a number of at least 0")
     if max_field_chars < 1:
         raise ConfigError(f"max_field_chars={max_field_chars!r} must be at least 1")
+
+
+class BatchAbandoned(Exception):
+    """The batch was rolled back: its writer was told, just before committing, to drop it."""
 
 
 class TraceStore:
@@ -73,6 +96,8 @@ class TraceStore:
         busy_timeout_ms: How long one attempt waits for another writer's lock.
         retention_days: Delete rows older than this (default 30); 0 keeps everything.
         max_field_chars: Characters kept per input/output field (default 20000).
+        read_only: Open the file for reading only (SQLite ``mode=ro``): writing and purging
+            raise :class:`StoreError`. Implies ``create=False``.
 
     Raises:
         StoreError: The file is missing (``create=False``), corrupt, not a trace store, or
@@ -89,16 +114,27 @@ class TraceStore:
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         retention_days: float = DEFAULT_RETENTION_DAYS,
         max_field_chars: int = DEFAULT_STORE_MAX_FIELD_CHARS,
+        read_only: bool = False,
     ) -> None:
         check_settings(retention_days, max_field_chars)
         self.path = Path(path).expanduser()
         self.retention_days, self.max_field_chars = retention_days, max_field_chars
+        self.read_only = read_only
         self._lock = threading.RLock()
+        self._create, self._busy_timeout_ms = create, busy_timeout_ms
         self._busy_timeout_s = busy_timeout_ms / 1000
-        self._connection: sqlite3.Connection | None = connect(
-            self.path, create=create, busy_timeout_ms=busy_timeout_ms
-        )
+        self._connection: sqlite3.Connection | None = None
+        self._reopen = False
+        self._held_at_fork = False
+        # Registered before connecting: opening migrates the file in a write transaction,
+        # which a fork must not cut in half either.
+        hold_during_fork(self, TraceStore._before_fork, TraceStore._after_fork_in_parent)
+        reset_in_child(self, TraceStore._after_fork)
+        with self._lock:
+            self._connection = self._open()
         self._last_purge = time.monotonic()
+        if read_only:
+            return
         try:
             self.purge()
         except StoreError as exc:  # a busy store is still readable; purge next time
@@ -108,9 +144,37 @@ class TraceStore:
     def close(self) -> None:
         """Close the connection (idempotent)."""
         with self._lock:
+            self._reopen = False
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+
+    def _open(self) -> sqlite3.Connection:
+        if self.read_only:
+            return connect_read_only(self.path, busy_timeout_ms=self._busy_timeout_ms)
+        return connect(self.path, create=self._create, busy_timeout_ms=self._busy_timeout_ms)
+
+    # A fork waits for the operation in progress (a write: milliseconds; at most the busy
+    # timeout), so the child inherits an idle connection, which SQLite allows it to close. The
+    # child opens its own on first use.
+    def _before_fork(self) -> bool:
+        self._held_at_fork = self._lock.acquire(timeout=self._busy_timeout_s * 2 + 1)
+        return self._held_at_fork
+
+    def _after_fork_in_parent(self) -> None:
+        self._held_at_fork = False
+        self._lock.release()
+
+    def _after_fork(self) -> None:
+        self._lock = threading.RLock()
+        if self._connection is not None:
+            if self._held_at_fork:
+                with contextlib.suppress(sqlite3.Error):
+                    self._connection.close()
+            else:  # cut in the middle of an operation: never touch it (keep its fd till exit)
+                keep_forever(self._connection)
+            self._connection, self._reopen = None, True
+        self._held_at_fork = False
 
     def __enter__(self) -> TraceStore:
         return self
@@ -126,26 +190,42 @@ class TraceStore:
     def __repr__(self) -> str:
         return f"TraceStore({str(self.path)!r})"
 
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"{self.path}: the trace store is open read-only")
+
     def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
             connection = self._connection
             if connection is None:
-                raise StoreError(f"{self.path}: the trace store is closed")
+                if not self._reopen:
+                    raise StoreError(f"{self.path}: the trace store is closed")
+                connection = self._open()
+                self._connection, self._reopen = connection, False
             return with_retry(self.path, lambda: operation(connection), self._busy_timeout_s)
 
     # -- writing -------------------------------------------------------------------------
-    def write_spans(self, spans: Sequence[ReadableSpan]) -> int:
+    def write_spans(
+        self, spans: Sequence[ReadableSpan], *, keep: Callable[[], bool] | None = None
+    ) -> int:
         """Store finished spans in one transaction; a span stored before is replaced.
+
+        Args:
+            spans: The spans.
+            keep: Asked just before the commit; when it returns False the batch is rolled back
+                and :class:`BatchAbandoned` raised (the delivery processor gave up on it).
 
         Returns:
             The number of spans written.
 
         Raises:
             StoreError: The batch could not be written (nothing of it was).
+            BatchAbandoned: ``keep`` said no (nothing of it was written).
 
         """
         from hypertool.instrumentation.store import rows
 
+        self._writable()
         observations: list[tuple[Any, ...]] = []
         roots: list[tuple[Any, ...]] = []
         placeholders: list[tuple[Any, ...]] = []
@@ -158,6 +238,8 @@ class TraceStore:
             rows.INSERT_OBSERVATION.run(connection, observations)
             rows.UPSERT_PLACEHOLDER.run(connection, placeholders)
             rows.UPSERT_ROOT.run(connection, roots)
+            if keep is not None and not keep():
+                raise BatchAbandoned
 
         if observations:
             self._run(lambda connection: in_transaction(connection, write))
@@ -208,6 +290,7 @@ class TraceStore:
             The number of observations deleted.
 
         """
+        self._writable()
         self._last_purge = time.monotonic()
         if not self.retention_days:
             return 0
@@ -237,7 +320,13 @@ class TraceStore:
         return self._run(delete)
 
     # -- reading -------------------------------------------------------------------------
-    def report(self, by: ReportBy = "persona", since_ns: int | None = None) -> list[dict[str, Any]]:
+    def report(
+        self,
+        by: ReportBy = "persona",
+        since_ns: int | None = None,
+        *,
+        filters: Filters | None = None,
+    ) -> list[dict[str, Any]]:
         """Generations grouped ``by`` persona, model, chatmode or workflow (the Users view).
 
         Each row: ``group``, ``traces``, ``generations``, ``input_tokens``, ``output_tokens``,
@@ -247,10 +336,11 @@ class TraceStore:
         and ``gate_pass_rate`` (the mean of ``quality_gate``, None without gates). A group with
         scores and no generation has a row of its own.
         """
+        chosen = _canonical_filters((filters or Filters()).with_defaults(since_ns=since_ns))
 
         def read(connection: sqlite3.Connection) -> list[dict[str, Any]]:
-            rows = queries.report(connection, by, since_ns)
-            means = quality.score_means(connection, by, since_ns)
+            rows = queries.report(connection, by, chosen)
+            means = quality.score_means(connection, by, chosen)
             for row in rows:
                 row.update(quality.quality_of(means.pop(row["group"], None)))
             for group, scored in means.items():  # scored work without generations
@@ -263,15 +353,29 @@ class TraceStore:
     def traces(
         self,
         persona: str | None = None,
-        status: str | None = None,
+        status: Status | None = None,
         since_ns: int | None = None,
         limit: int = 50,
+        *,
+        filters: Filters | None = None,
+        sort: TraceSort = "start",
+        order: Order = "desc",
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """Recent traces, newest first; ``persona`` matches traces it did any work in."""
-        name = _canonical(persona) if persona else None
-        return self._run(
-            lambda c: queries.traces(c, persona=name, status=status, since_ns=since_ns, limit=limit)
+        """Traces, newest first (or by ``sort``: ``duration``, ``cost``; ``order`` asc/desc);
+        ``persona`` matches traces it did any work in.
+        """
+        chosen = _canonical_filters(
+            (filters or Filters()).with_defaults(persona=persona, status=status, since_ns=since_ns)
         )
+        return self._run(
+            lambda c: queries.traces(c, chosen, sort=sort, order=order, limit=limit, offset=offset)
+        )
+
+    def count_traces(self, filters: Filters | None = None) -> int:
+        """How many traces match ``filters``."""
+        chosen = _canonical_filters(filters or Filters())
+        return self._run(lambda c: queries.count_traces(c, chosen))
 
     def trace(self, trace_id: str) -> dict[str, Any] | None:
         """One trace as a tree (``children`` nested), or None when unknown.
@@ -339,14 +443,65 @@ class TraceStore:
         *,
         persona: str | None = None,
         since_ns: int | None = None,
+        filters: Filters | None = None,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
         """The ``slowest`` N generations, or the most recent ``limit``; ``failed`` only."""
-        name = _canonical(persona) if persona else None
-        return self._run(
-            lambda c: queries.generations(
-                c, slowest=slowest, failed=failed, persona=name, since_ns=since_ns, limit=limit
+        chosen = _canonical_filters(
+            (filters or Filters()).with_defaults(
+                persona=persona, since_ns=since_ns, status="error" if failed else None
             )
         )
+        count = slowest if slowest is not None else limit
+        return self._run(
+            lambda c: queries.generations(
+                c, chosen, slowest=slowest is not None, limit=count, offset=offset
+            )
+        )
+
+    def count_generations(self, filters: Filters | None = None) -> int:
+        """How many generations match ``filters``."""
+        chosen = _canonical_filters(filters or Filters())
+        return self._run(lambda c: queries.count_generations(c, chosen))
+
+    def analytics(
+        self,
+        filters: Filters | None = None,
+        *,
+        bucket_s: int | None = None,
+        now_ns: int | None = None,
+    ) -> dict[str, Any]:
+        """Cost, tokens and errors per time bucket and persona, latency and time-to-first-token
+        distributions (see :func:`.analytics.analytics`).
+        """
+        chosen = _canonical_filters(filters or Filters())
+        return self._run(lambda c: analytics.analytics(c, chosen, bucket_s=bucket_s, now_ns=now_ns))
+
+    def personas(
+        self,
+        budgets: overview.Budgets | None = None,
+        filters: Filters | None = None,
+        *,
+        now_ns: int | None = None,
+        only: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Each persona's budget this period and its activity within ``filters`` (the row of
+        persona ``only``, when given).
+
+        ``budgets`` defaults to the configured personas (see :func:`.overview.personas`).
+        """
+        chosen = _canonical_filters(filters or Filters())
+        known = budgets if budgets is not None else overview.configured_budgets()
+        name = _canonical(only) if only is not None else None
+        return self._run(lambda c: overview.personas(c, known, chosen, now_ns, only=name))
+
+    def facets(self) -> dict[str, list[Any]]:
+        """The distinct personas, chatmodes, workflows and models stored."""
+        return self._run(catalog.facets)
+
+    def data_version(self, trace_id: str | None = None) -> int:
+        """A number that changes whenever spans are stored (of ``trace_id`` only, if given)."""
+        return self._run(lambda c: catalog.data_version(c, trace_id))
 
     def usage_since(self, persona: str, since_ns: int | None = None) -> tuple[int, float]:
         """Tokens and known cost in USD of ``persona``'s generations since ``since_ns``."""

@@ -239,6 +239,9 @@ class Call(PendingGeneration):
             )
         )
         self.resolve(generation)
+        # Recorded: last_generation() may hold this call until the next one; it must not keep
+        # the integration (or the prompt) alive.
+        self.target = self.context = self.prompt = None
 
 
 # -- patching -------------------------------------------------------------------------------
