@@ -1,5 +1,7 @@
 """One endpoint of Langfuse's public REST API (scores, prompts): its URL, basic auth and the
 headers langfuse's SDK sends, a ``requests`` session, and a stop that ends pending retries.
+
+A forked child makes a session of its own: it never sends over the parent's pooled connections.
 """
 
 from __future__ import annotations
@@ -7,6 +9,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from hypertool.instrumentation._fork import reset_in_child
 from hypertool.instrumentation.export.sinks import SDK_NAME, basic_auth
 
 if TYPE_CHECKING:
@@ -47,6 +50,17 @@ class PublicApi:
         }
         self.session = session or requests.Session()
         self.stopped = threading.Event()
+        reset_in_child(self, PublicApi._after_fork)
+
+    def _after_fork(self) -> None:
+        import requests
+
+        # The parent's session and its sockets are the parent's; never closed from here.
+        self.session = requests.Session()
+        stopped = self.stopped.is_set()
+        self.stopped = threading.Event()
+        if stopped:
+            self.stopped.set()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"

@@ -18,6 +18,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 
 from opentelemetry import trace as trace_api
 
+from hypertool.instrumentation._fork import on_fork_in_child
 from hypertool.instrumentation._log import logger
 from hypertool.instrumentation.model.usage import Usage
 
@@ -33,6 +34,14 @@ LAST_GENERATION: ContextVar[PendingGeneration | None] = ContextVar(
 """What :func:`last_generation` returns (set on the caller's path: ``.set(call)``)."""
 # Parking a score on a generation not recorded yet is rare: one lock for all of them.
 _park_lock = threading.Lock()
+
+
+def _fresh_park_lock() -> None:
+    global _park_lock
+    _park_lock = threading.Lock()
+
+
+on_fork_in_child(_fresh_park_lock)
 
 
 class Tracing(Protocol):

@@ -7,13 +7,13 @@ goes on in the background and fills the cache when it ends.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hypertool.instrumentation._fork import reset_in_child
 from hypertool.instrumentation._log import logger
 from hypertool.instrumentation.model.prompts import ManagedPrompt
 
@@ -47,6 +47,10 @@ class PromptCache:
     def __init__(self) -> None:
         self._entries: dict[CacheKey, Entry] = {}
         self._lock = threading.Lock()
+        reset_in_child(self, PromptCache._after_fork)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()  # the entries stay: a child serves what its parent had
 
     def get(self, key: CacheKey) -> Entry | None:
         """The entry for ``key``, expired or not."""
@@ -87,13 +91,17 @@ class Fetcher:
     """
 
     def __init__(self) -> None:
+        self._stopped = False
+        self._fresh_state()
+        reset_in_child(self, Fetcher._fresh_state)
+
+    def _fresh_state(self) -> None:
+        """The queue, lock and thread of a new fetcher, or of a forked child's."""
         self._jobs: deque[Job] = deque()
         self._running: dict[CacheKey, Job] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pid = 0
-        self._stopped = False
 
     def submit(self, key: CacheKey, work: Callable[[], None]) -> Job:
         """Run ``work`` in the background, unless a fetch of ``key`` is already queued or
@@ -108,13 +116,12 @@ class Fetcher:
                 job.done.set()
                 return job
             self._jobs.append(job)
-            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+            if self._thread is None or not self._thread.is_alive():
                 self._start()
         self._wake.set()
         return job
 
     def _start(self) -> None:
-        self._pid = os.getpid()
         self._thread = threading.Thread(target=self._run, name="hypertool-prompts", daemon=True)
         self._thread.start()
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from hypertool.instrumentation._fork import reset_in_child
 from hypertool.instrumentation._log import logger, warn_once
 from hypertool.instrumentation.model.prompts import (
     SOURCE_FALLBACK,
@@ -55,6 +56,12 @@ class MemoryVersions:
 
     _versions: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        reset_in_child(self, MemoryVersions._after_fork)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
 
     def record(self, name: str, kind: str, prompt: str, config: str) -> int:
         """The version of this content of ``name``."""

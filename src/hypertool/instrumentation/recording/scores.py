@@ -17,6 +17,7 @@ from typing import Any
 
 from opentelemetry import trace as trace_api
 
+from hypertool.instrumentation._fork import reset_in_child
 from hypertool.instrumentation._log import logger, warn_once
 from hypertool.instrumentation.model.handles import (
     GenerationContext,
@@ -129,6 +130,13 @@ class ScoreRecorder:
         self._parked = 0
         self._epoch = 0
         self._lock = threading.Lock()
+        reset_in_child(self, ScoreRecorder._after_fork)
+
+    def _after_fork(self) -> None:
+        # The parent's calls are the parent's: their waiting scores are not this child's.
+        self._lock = threading.Lock()
+        self._parked = 0
+        self._epoch += 1
 
     @property
     def parked(self) -> int:
