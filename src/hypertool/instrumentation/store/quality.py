@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hypertool.instrumentation.store.overview import EMPTY_ACTIVITY
 from hypertool.instrumentation.store.rows import MultiRow, Row, cap
 
 if TYPE_CHECKING:
@@ -56,19 +57,7 @@ _SCORE_FIELDS = ", ".join(f"s.{column}" for column in SCORE_COLUMNS)
 
 def empty_report_row(group: Any) -> dict[str, Any]:
     """A report row of a group without generations."""
-    return {
-        "group": group,
-        "traces": 0,
-        "generations": 0,
-        "input_tokens": 0,
-        "output_tokens": 0,
-        "total_tokens": 0,
-        "cost_usd": None,
-        "cost_unknown": 0,
-        "errors": 0,
-        "p50_ms": None,
-        "p95_ms": None,
-    }
+    return {"group": group, **EMPTY_ACTIVITY}
 
 
 def walk(nodes: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
