@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/streaming.py
 	$(BIN)/python benchmarks/store.py
 	$(BIN)/python benchmarks/budgets.py
+	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/ui.py
 
 # The README's screenshots of the web UI, taken by the browser test from the demo's store.

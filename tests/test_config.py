@@ -223,6 +223,7 @@ def test_debug_from_dotenv() -> None:
         ("HYPERTOOL_QUEUE_SIZE", "queue_size", "123", 123),
         ("HYPERTOOL_MAX_FIELD_CHARS", "max_field_chars", "4096", 4096),
         ("HYPERTOOL_BUDGET_REFRESH_SECONDS", "budget_refresh_s", "0.5", 0.5),
+        ("HYPERTOOL_PROMPT_TIMEOUT", "prompt_timeout", "0.75", 0.75),
     ],
 )
 def test_numeric_variables_from_environment(
@@ -251,6 +252,12 @@ def test_numeric_arguments_beat_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.exit_timeout == 0.5
 
 
+def test_prompt_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (load_settings().prompts_dir, load_settings().prompt_timeout) == (None, 2.0)
+    monkeypatch.setenv("HYPERTOOL_PROMPTS_DIR", " ~/prompts ")
+    assert load_settings().prompts_dir == "~/prompts"
+
+
 def test_console_flag(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HYPERTOOL_CONSOLE", "on")
     assert load_settings().console is True
@@ -271,6 +278,8 @@ def test_console_flag(monkeypatch: pytest.MonkeyPatch) -> None:
         ("HYPERTOOL_MAX_FIELD_CHARS", "lots"),
         ("HYPERTOOL_BUDGET_REFRESH_SECONDS", "0"),
         ("HYPERTOOL_BUDGET_REFRESH_SECONDS", "often"),
+        ("HYPERTOOL_PROMPT_TIMEOUT", "0"),
+        ("HYPERTOOL_PROMPT_TIMEOUT", "forever"),
         ("LANGFUSE_HOST", "ftp://x"),
         ("LANGFUSE_HOST", "langfuse.example.com"),
         ("LANGFUSE_DEBUG", "maybe"),

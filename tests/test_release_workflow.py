@@ -141,6 +141,44 @@ async def test_summary_lines(
     assert "✅ Package Release Workflow Complete!" in lines
 
 
+async def test_summary_adds_one_line_of_quality_per_persona(
+    run: tuple[WorkflowResult, list[str], list[ReadableSpan]],
+) -> None:
+    result, lines, _ = run
+    summary = lines[lines.index("📈 Summary") :]
+    quality = [line for line in summary if " quality: " in line]
+    # Each stage passed its gate; each answer names the version asked about (on_topic).
+    assert quality == [
+        f"   {stage.persona} quality: 1/1 quality gates passed, on_topic 1.00 (n=1)"
+        for stage in release_stages("1.2.0")
+    ]
+    gates = [s for s in result.scores if s.name == "quality_gate"]
+    assert sorted((s.persona, s.value) for s in gates) == sorted(
+        (stage.persona, 1.0) for stage in release_stages("1.2.0")
+    )
+
+
+async def test_generations_are_linked_to_the_shipped_prompts(
+    run: tuple[WorkflowResult, list[str], list[ReadableSpan]],
+) -> None:
+    _, _, spans = run
+    linked = sorted(
+        (attrs(g)[attr.PROMPT_NAME], attrs(g)[attr.PROMPT_VERSION], attrs(g)[attr.INPUT])
+        for g in generation_spans(spans)
+    )
+    # No Langfuse and no store: the package's own prompts, versioned in memory from 1.
+    assert linked == sorted((st.prompt_name, 1, st.prompt) for st in release_stages("1.2.0"))
+
+
+def test_shipped_prompts_are_the_stage_templates() -> None:
+    from hypertool.instrumentation.prompts import BUILTIN_DIR
+    from hypertool.instrumentation.prompts.files import find
+
+    for stage in release_stages("1.2.0"):
+        shipped = find([BUILTIN_DIR], stage.prompt_name)
+        assert shipped is not None and shipped.prompt == stage.template
+
+
 async def test_output_ends_with_not_configured_without_keys(
     run: tuple[WorkflowResult, list[str], list[ReadableSpan]],
 ) -> None:

@@ -67,7 +67,7 @@ def test_report_json_by_persona(seeded: Seeded, capsys: pytest.CaptureFixture[st
         assert row["cost_usd"] == (pytest.approx(sum(known)) if known else None)
     assert set(rows["backend-engineer"]) == {
         "group", "traces", "generations", "input_tokens", "output_tokens", "total_tokens",
-        "cost_usd", "cost_unknown", "errors", "p50_ms", "p95_ms",
+        "cost_usd", "cost_unknown", "errors", "p50_ms", "p95_ms", "scores", "gate_pass_rate",
     }  # fmt: skip
 
 

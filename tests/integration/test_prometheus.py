@@ -131,6 +131,23 @@ def test_quality_gates_and_switches_are_scraped(prometheus: Prometheus) -> None:
     }
 
 
+def test_quality_scores_by_persona_are_the_demos(demo: Demo, prometheus: Prometheus) -> None:
+    # Each stage's quality gate passed and is one BOOLEAN score of its persona; each answer's
+    # on_topic check is another.
+    result = prometheus.query("sum by (persona, name) (hypertool_quality_score_count)")
+    counts = {(s["metric"]["persona"], s["metric"]["name"]): float(s["value"][1]) for s in result}
+    assert counts == {
+        (persona, name): 1.0 for persona in demo.tokens for name in ("quality_gate", "on_topic")
+    }
+    means = prometheus.query(
+        'sum by (persona) (hypertool_quality_score_sum{name="quality_gate"})'
+        ' / sum by (persona) (hypertool_quality_score_count{name="quality_gate"})'
+    )
+    assert {s["metric"]["persona"]: float(s["value"][1]) for s in means} == dict.fromkeys(
+        demo.tokens, 1.0
+    )
+
+
 @pytest.mark.parametrize(
     "title,expr",
     [(f"{d.uid}: {p.title}", p.expr) for d in DASHBOARDS for p in d.panels],
@@ -158,6 +175,8 @@ def test_alert_rules_load_and_evaluate_without_error(prometheus: Prometheus) -> 
         "SlowWorkflowStage",
         "HighLLMErrorRate",
         "PersonaSwitchThrashing",
+        "LowQualityScore",
+        "ScoreExportDropping",
     } <= names
     assert [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"] == []
     # The demo stays within budget: the budget alerts evaluate and stay silent.

@@ -8,6 +8,10 @@ receiver stops or ``hang_max`` seconds pass, then answer 200) or ``"slow"`` (``s
 seconds per request, then 200). Every wait is bounded, and stopping the receiver releases
 hanging handlers.
 
+:meth:`LoopbackOTLP.route` answers requests of one method and path prefix from a function of the
+request (a status or mode, and a body: bytes, or a value sent as JSON) — Langfuse's prompt and
+score endpoints, say — instead of ``mode``.
+
 Usage::
 
     with LoopbackOTLP() as receiver:
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import json
 import socket
 import threading
 import time
@@ -157,6 +162,10 @@ class ReceivedRequest:
         return records
 
 
+Answer = Callable[["ReceivedRequest"], tuple[int | str, Any]]
+"""A route's answer to a request: (status or mode, body bytes or a JSON-able value)."""
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"  # keep-alive, like a real Langfuse server
@@ -181,10 +190,20 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         body = self._read_body() if method == "POST" else b""
         owner = self.server.owner
-        status = owner._status_for_request()
-        request = owner._record(method, self.path, dict(self.headers.items()), body, status)
+        headers = dict(self.headers.items())
+        answer = owner._route_for(method, self.path)
+        routed: Any = None
+        if answer is not None:
+            probe = ReceivedRequest(-1, method, self.path, headers, body, 0, 0, 0.0)
+            status, routed = answer(probe)
+        else:
+            status = owner._status_for_request()
+        request = owner._record(method, self.path, headers, body, status)
         owner._delay(status)
-        if request.is_traces and request.status == 200:
+        if answer is not None:
+            payload = routed if isinstance(routed, bytes) else json.dumps(routed).encode()
+            content_type = "application/json"
+        elif request.is_traces and request.status == 200:
             payload = ExportTraceServiceResponse().SerializeToString()
             content_type = "application/x-protobuf"
         else:
@@ -235,6 +254,30 @@ class LoopbackOTLP:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
+        self._routes: list[tuple[str, str, Answer]] = []
+
+    def route(self, method: str, prefix: str, answer: Answer) -> None:
+        """Answer ``method`` requests whose path starts with ``prefix`` with ``answer(request)``
+        (the last route added for a path wins). The status may be ``"hang"`` or ``"slow"``
+        (then 200 after the wait).
+        """
+        with self._cond:
+            self._routes.insert(0, (method.upper(), prefix, answer))
+
+    def _route_for(self, method: str, path: str) -> Answer | None:
+        with self._cond:
+            for wanted, prefix, answer in self._routes:
+                if wanted == method and path.startswith(prefix):
+                    return answer
+        return None
+
+    def json_requests(self, path_prefix: str, method: str = "POST") -> list[Any]:
+        """The JSON bodies of the ``method`` requests to paths starting with ``path_prefix``."""
+        return [
+            json.loads(request.body)
+            for request in self.requests
+            if request.method == method and request.path.startswith(path_prefix)
+        ]
 
     # -- lifecycle -------------------------------------------------------------------------
     @property

@@ -24,8 +24,11 @@ if TYPE_CHECKING:
         SpanContext,
         TraceContext,
         bind_context,
+        last_generation,
     )
+    from hypertool.instrumentation.model.prompts import ManagedPrompt, PromptError
     from hypertool.instrumentation.model.records import GenerationRecord
+    from hypertool.instrumentation.model.scores import Score
     from hypertool.instrumentation.model.usage import Usage
     from hypertool.instrumentation.observable import ObservableLLM, observe_llm
     from hypertool.instrumentation.personas import (
@@ -48,6 +51,7 @@ _MODULES: dict[str, str] = {
     "GenerationContext": "hypertool.instrumentation.model.handles",
     "GenerationRecord": "hypertool.instrumentation.model.records",
     "LangfuseIntegration": "hypertool.instrumentation.integration",
+    "ManagedPrompt": "hypertool.instrumentation.model.prompts",
     "ModelPrice": "hypertool.instrumentation.pricing",
     "ObservableLLM": "hypertool.instrumentation.observable",
     "Persona": "hypertool.instrumentation.persona_file",
@@ -55,6 +59,8 @@ _MODULES: dict[str, str] = {
     "PersonaMetricsCollector": "hypertool.instrumentation.metrics",
     "PersonaRegistry": "hypertool.instrumentation.personas",
     "PriceTable": "hypertool.instrumentation.pricing",
+    "PromptError": "hypertool.instrumentation.model.prompts",
+    "Score": "hypertool.instrumentation.model.scores",
     "SpanContext": "hypertool.instrumentation.model.handles",
     "Stage": "hypertool.instrumentation.workflow",
     "TraceContext": "hypertool.instrumentation.model.handles",
@@ -64,6 +70,7 @@ _MODULES: dict[str, str] = {
     "builtin_personas": "hypertool.instrumentation.personas",
     "canonical_name": "hypertool.instrumentation.personas",
     "get_langfuse_integration": "hypertool.instrumentation.integration",
+    "last_generation": "hypertool.instrumentation.model.handles",
     "load_personas": "hypertool.instrumentation.personas",
     "observe_llm": "hypertool.instrumentation.observable",
     "reset_langfuse_integration": "hypertool.instrumentation.integration",
@@ -80,6 +87,7 @@ __all__ = [
     "GenerationContext",
     "GenerationRecord",
     "LangfuseIntegration",
+    "ManagedPrompt",
     "ModelPrice",
     "ObservableLLM",
     "Persona",
@@ -87,6 +95,8 @@ __all__ = [
     "PersonaMetricsCollector",
     "PersonaRegistry",
     "PriceTable",
+    "PromptError",
+    "Score",
     "SpanContext",
     "Stage",
     "TraceContext",
@@ -96,6 +106,7 @@ __all__ = [
     "builtin_personas",
     "canonical_name",
     "get_langfuse_integration",
+    "last_generation",
     "load_personas",
     "observe_llm",
     "reset_langfuse_integration",

@@ -35,6 +35,8 @@ HYPERTOOL_BUDGET_REFRESH_SECONDS = "HYPERTOOL_BUDGET_REFRESH_SECONDS"
 HYPERTOOL_STORE = "HYPERTOOL_STORE"
 HYPERTOOL_STORE_RETENTION_DAYS = "HYPERTOOL_STORE_RETENTION_DAYS"
 HYPERTOOL_STORE_MAX_FIELD_CHARS = "HYPERTOOL_STORE_MAX_FIELD_CHARS"
+HYPERTOOL_PROMPTS_DIR = "HYPERTOOL_PROMPTS_DIR"
+HYPERTOOL_PROMPT_TIMEOUT = "HYPERTOOL_PROMPT_TIMEOUT"
 OTEL_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 OTEL_TRACES_ENDPOINT = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 OTEL_HEADERS = "OTEL_EXPORTER_OTLP_HEADERS"
@@ -59,6 +61,8 @@ DEFAULT_STORE_MAX_FIELD_CHARS = 20_000
 DEFAULT_RETENTION_DAYS = 30.0
 DEFAULT_BUDGET_REFRESH_SECONDS = 1.0
 """How often, at most, a ``day``/``month`` budget re-reads what other processes spent."""
+DEFAULT_PROMPT_TIMEOUT = 2.0
+"""Longest ``get_prompt`` waits for Langfuse before answering from the local folder or fallback."""
 STORE_OFF = "off"
 MAX_RELEASE_CHARS = 200
 """Longest release kept (langfuse's SDK drops longer trace-level values)."""
@@ -300,6 +304,8 @@ class Settings:
     store_retention_days: float = DEFAULT_RETENTION_DAYS
     store_max_field_chars: int = DEFAULT_STORE_MAX_FIELD_CHARS
     otlp: OtlpSettings | None = None
+    prompts_dir: str | None = None
+    prompt_timeout: float = DEFAULT_PROMPT_TIMEOUT
 
     @property
     def langfuse_configured(self) -> bool:
@@ -408,4 +414,6 @@ def load_settings(
             _at_least(env, HYPERTOOL_STORE_MAX_FIELD_CHARS, DEFAULT_STORE_MAX_FIELD_CHARS, 1)
         ),
         otlp=otlp_settings(env),
+        prompts_dir=_pick(None, env, HYPERTOOL_PROMPTS_DIR),
+        prompt_timeout=_setting(None, "", env, HYPERTOOL_PROMPT_TIMEOUT, DEFAULT_PROMPT_TIMEOUT),
     )

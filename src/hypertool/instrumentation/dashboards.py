@@ -92,7 +92,7 @@ def _ratio(metric: str, by: str, bad: str) -> str:
 PERSONA_OVERVIEW = Dashboard(
     uid="hypertool-personas",
     title="Hypertool — Persona overview",
-    description="Tokens, budgets and switches per persona.",
+    description="Tokens, budgets, switches and quality per persona.",
     panels=(
         Panel(
             "Tokens used by persona",
@@ -126,6 +126,12 @@ PERSONA_OVERVIEW = Dashboard(
             "sum by (persona) (hypertool_persona_duration_seconds_sum)",
             "{{persona}}",
             unit="s",
+        ),
+        Panel(
+            "Quality by persona and chatmode (mean score)",
+            "sum by (persona, chatmode, name) (hypertool_quality_score_sum)"
+            " / sum by (persona, chatmode, name) (hypertool_quality_score_count)",
+            "{{persona}} {{chatmode}} {{name}}",
         ),
     ),
 )

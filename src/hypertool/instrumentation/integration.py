@@ -3,7 +3,8 @@
 The integration is the composition root: it builds the settings, the sinks and their delivery
 pipeline (:mod:`~hypertool.instrumentation.export`), the local store
 (:mod:`~hypertool.instrumentation.store`), the recorder thread and recorders
-(:mod:`~hypertool.instrumentation.recording`), and the budget ledger, and lends itself to
+(:mod:`~hypertool.instrumentation.recording`), scores and managed prompts
+(:mod:`~hypertool.instrumentation.quality`), and the budget ledger, and lends itself to
 capture (:mod:`~hypertool.instrumentation.capture`) as the target calls are handed to.
 
 Lifetimes: nothing of the library holds an integration strongly (its threads, the exit hook
@@ -30,13 +31,20 @@ from hypertool.instrumentation._log import enable_debug_logging, forget_warnings
 from hypertool.instrumentation.budget import BudgetLedger, History, Period, Policy
 from hypertool.instrumentation.export.drops import dropped_spans_counter, start_at_zero
 from hypertool.instrumentation.masking import MaskFunction, chain
-from hypertool.instrumentation.model.handles import GenerationContext, SpanContext, TraceContext
+from hypertool.instrumentation.model.handles import (
+    GenerationContext,
+    PendingGeneration,
+    SpanContext,
+    TraceContext,
+)
+from hypertool.instrumentation.model.prompts import ManagedPrompt, active_link, find_link
 from hypertool.instrumentation.model.records import (
     CallContext,
     GenerationInput,
     GenerationListener,
     Reservation,
 )
+from hypertool.instrumentation.model.scores import ScoreListener, ScoreSink
 from hypertool.instrumentation.model.usage import (
     Usage,
     estimate_tokens,
@@ -61,6 +69,8 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from hypertool.instrumentation.export.pipeline import Pipeline
+    from hypertool.instrumentation.quality import Quality
+    from hypertool.instrumentation.store import StoreExporter
 
 
 EXIT_RESERVE_S = 0.2
@@ -98,6 +108,9 @@ class LangfuseIntegration:
         export_timeout: Seconds one export request may take (``HYPERTOOL_EXPORT_TIMEOUT``).
         exit_timeout: Seconds process exit may wait for delivery (``HYPERTOOL_EXIT_TIMEOUT``).
         queue_size: Spans held per sink while it is slow (``HYPERTOOL_QUEUE_SIZE``).
+        score_sinks: Extra score sinks, name → an object with ``export_scores(scores) -> int``
+            and ``close_scores()`` (:class:`~hypertool.instrumentation.model.scores.ScoreSink`);
+            Langfuse (with keys) and the local store receive scores without it.
 
     """
 
@@ -120,6 +133,7 @@ class LangfuseIntegration:
         export_timeout: float | None = None,
         exit_timeout: float | None = None,
         queue_size: int | None = None,
+        score_sinks: Mapping[str, ScoreSink] | None = None,
     ) -> None:
         self.settings: Settings = load_settings(
             public_key=public_key,
@@ -145,6 +159,7 @@ class LangfuseIntegration:
         if prices is None and settings.prices_file:
             self.prices = self.prices.with_overrides(load_prices(settings.prices_file))
         self._metrics_registry = metrics_registry
+        self._store: StoreExporter | None = None
         sinks, history = self._build_sinks(exporters or {})
         self._deferred = DeferredWork(settings.queue_size)
         # The OpenTelemetry SDK and the sinks are imported here, when an integration is built,
@@ -198,11 +213,23 @@ class LangfuseIntegration:
             tracer, self.prices, self.budgets, clean, finished=finished, common=common
         )
         self._traces = TraceRecorder(tracer, clean, self, self.trace_url, common)
+        from hypertool.instrumentation.quality import Quality
+
+        # Scores and prompts; like the finalizer below, they hold the recorder queue, never the
+        # integration.
+        self._quality: Quality = Quality(
+            settings,
+            clean=clean,
+            defer=self._deferred.defer,
+            store=self._store,
+            score_sinks=score_sinks,
+            metrics_registry=metrics_registry,
+        )
         # Collected without shutdown(): finish the pending work elsewhere. The finalizer holds
         # the queue and the pipeline, never the integration (items waiting in the queue refer
         # to it, so it is only collected once they are recorded).
         self._finalizer = weakref.finalize(
-            self, _release, self._deferred, self._pipeline, settings.exit_timeout
+            self, _release, self._deferred, self._pipeline, self._quality, settings.exit_timeout
         )
         self._finalizer.atexit = False  # exit shuts live integrations down (_shutdown_all)
         _live.add(self)
@@ -227,6 +254,7 @@ class LangfuseIntegration:
                     max_field_chars=settings.store_max_field_chars,
                 )
                 sinks["store"] = store
+                self._store = store
                 history = store.spent_by_others
             except (StoreError, OSError) as exc:
                 warn_once("store-failed", "the local trace store is off: %s", exc)
@@ -284,6 +312,19 @@ class LangfuseIntegration:
     def remove_listener(self, listener: GenerationListener) -> None:
         """Stop telling ``listener`` of generations."""
         self._generations.listeners.remove(listener)
+
+    def add_score_listener(self, listener: ScoreListener) -> None:
+        """Tell ``listener`` of every score recorded from now on (metrics)."""
+        self._quality.recorder.listeners.append(listener)
+
+    def remove_score_listener(self, listener: ScoreListener) -> None:
+        """Stop telling ``listener`` of scores."""
+        self._quality.recorder.listeners.remove(listener)
+
+    @property
+    def quality(self) -> Quality:
+        """Scores and prompts: their sinks, delivery and prompt manager."""
+        return self._quality
 
     def trace_url(self, trace_id: str) -> str | None:
         """The trace's page in the Langfuse UI, built without a network call."""
@@ -395,7 +436,9 @@ class LangfuseIntegration:
         them); without it tokens are estimated and marked so (a failed call without usage
         counts 0). An estimate is never sent to Langfuse as usage or cost. Times are
         datetimes or epoch seconds; without them the call is recorded as ending now. The
-        persona is ``persona``, else the parent span's, else the trace's.
+        persona is ``persona``, else the parent span's, else the trace's. A compiled managed
+        prompt as ``prompt`` (``get_prompt(...).compile(...)``) links the generation to the
+        prompt's name and version. Score the returned generation with :meth:`score`.
         """
         try:
             persona_name = (
@@ -431,6 +474,9 @@ class LangfuseIntegration:
                     error=error,
                     metadata=metadata,
                     model_parameters=model_parameters,
+                    # A compiled managed prompt as the prompt (or one entered with
+                    # ``with prompt.linked():``) links the generation to its version.
+                    prompt_link=find_link(prompt) or active_link(),
                 )
             )
         except Exception:
@@ -450,6 +496,92 @@ class LangfuseIntegration:
 
         """
         return self.budgets.admit(persona)
+
+    # -- scores and prompts ----------------------------------------------------------------
+    def score(
+        self,
+        target: TraceContext | SpanContext | GenerationContext | PendingGeneration | str | None,
+        name: str,
+        value: float | bool | str,
+        *,
+        data_type: str | None = None,
+        comment: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        observation_id: str | None = None,
+        config_id: str | None = None,
+        score_id: str | None = None,
+        timestamp: datetime | float | None = None,
+    ) -> str | None:
+        """Score a trace, a span (a workflow stage), or a generation; no I/O happens here.
+
+        Args:
+            target: A :class:`TraceContext`, a :class:`SpanContext` (``stage.span``), a
+                :class:`GenerationContext` (``create_generation``'s), the handle of the
+                generation an instrumented call just made (:func:`last_generation`), or a
+                32-hex trace id.
+            name: Score name, e.g. ``relevance``.
+            value: ``True``/``False`` (BOOLEAN), a number (NUMERIC) or a string
+                (CATEGORICAL, or TEXT with ``data_type="TEXT"``).
+            data_type: ``NUMERIC``, ``BOOLEAN``, ``CATEGORICAL`` or ``TEXT``; inferred from
+                the value when None.
+            comment: Why (masked like prompts).
+            metadata: A JSON-like mapping (masked).
+            observation_id: With a trace id or trace: the 16-hex observation scored in it.
+            config_id: A Langfuse score config id.
+            score_id: An id of your own (the same id again updates the score); 16 random hex
+                digits by default.
+            timestamp: When (datetime or epoch seconds); now by default.
+
+        Returns:
+            The score's id; None when it was not recorded because the input was wrong (one
+            warning says what was wrong, per score name).
+
+        """
+        return self._quality.score(
+            target,
+            name,
+            value,
+            data_type,
+            comment,
+            metadata,
+            observation_id,
+            config_id,
+            score_id,
+            timestamp,
+        )
+
+    def get_prompt(
+        self,
+        name: str,
+        *,
+        version: int | None = None,
+        label: str | None = None,
+        fallback: str | list[dict[str, Any]] | None = None,
+        cache_ttl_seconds: float | None = None,
+    ) -> ManagedPrompt:
+        """A managed prompt: from Langfuse, else the local prompts folder, else ``fallback``.
+
+        With keys, the prompt is fetched from Langfuse (``production`` label unless a version
+        or label is given) and cached ``cache_ttl_seconds`` (60); a stale entry is served while
+        it is refreshed in the background; this never waits longer than
+        ``HYPERTOOL_PROMPT_TIMEOUT`` for Langfuse. Otherwise, or when Langfuse does not have
+        it or cannot answer, the file in ``HYPERTOOL_PROMPTS_DIR`` (or shipped with the
+        package), versioned in the store; else the fallback (never linked). Compile it with
+        ``prompt.compile(**variables)`` and give the result to the call; see
+        :class:`~hypertool.instrumentation.model.prompts.ManagedPrompt`.
+
+        Raises:
+            PromptError: no source has the prompt and there is no fallback, or the request is
+                malformed; the message says what each source answered.
+
+        """
+        return self._quality.prompts.get(
+            name,
+            version=version,
+            label=label,
+            fallback=fallback,
+            cache_ttl_seconds=cache_ttl_seconds,
+        )
 
     # -- deferred recording ----------------------------------------------------------------
     def defer(self, fn: Callable[..., None], *args: Any) -> None:
@@ -478,10 +610,13 @@ class LangfuseIntegration:
         # Recording what is pending is part of the time allowed: a large backlog must not make
         # flush() overrun it (what is left is recorded by the recorder thread).
         recorded = self._deferred.drain(timeout)
-        if self._pipeline is None:
-            return recorded
         try:
-            return self._pipeline.flush(deadline - time.monotonic()) and recorded
+            # Scores and spans are delivered at once, under the one deadline.
+            scores = self._quality.request_flush()
+            ok = recorded
+            if self._pipeline is not None:
+                ok = self._pipeline.flush(deadline - time.monotonic()) and ok
+            return self._quality.wait(scores, deadline) and ok
         except Exception:
             logger.debug("flush failed", exc_info=True)
             return False
@@ -501,34 +636,53 @@ class LangfuseIntegration:
         self._finalizer.detach()
         _live.discard(self)
         budget = max(self.settings.exit_timeout if timeout is None else timeout, 0.0)
-        return _close(self._deferred, self._pipeline, budget)
+        return _close(self._deferred, self._pipeline, self._quality, budget)
 
 
 def _count_dropped(registry: CollectorRegistry, sink: str, count: int) -> None:
     dropped_spans_counter(registry).labels(sink).inc(count)
 
 
-def _close(deferred: DeferredWork, pipeline: Pipeline | None, timeout: float) -> bool:
-    """Record what is pending and deliver it, within ``timeout`` seconds together; stop."""
+def _close(
+    deferred: DeferredWork, pipeline: Pipeline | None, quality: Quality, timeout: float
+) -> bool:
+    """Record what is pending and deliver it (spans and scores), within ``timeout`` seconds
+    together; stop.
+    """
     deadline = time.monotonic() + timeout
     recorded = deferred.drain(timeout)
-    left = 0 if recorded else deferred.discard()
-    if pipeline is None:
-        return recorded
-    pipeline.count_dropped(left)
-    return pipeline.close(deadline - time.monotonic()) and recorded
+    # Of what was left unrecorded, scores are counted as dropped scores, the rest as spans.
+    left, scores_left = (0, 0) if recorded else deferred.discard_counting(quality.owns)
+    lost_scores = scores_left + quality.recorder.abandon_parked()
+    if quality.delivery is None:
+        quality.close(0.0, None, lost_scores)
+        if pipeline is None:
+            return recorded
+        pipeline.count_dropped(left - scores_left)
+        return pipeline.close(deadline - time.monotonic()) and recorded
+    # Scores and spans are delivered at once; scores close first, as the store (a sink of
+    # both) closes with the spans.
+    scores = quality.request_flush() if timeout > 0 else None
+    spans = pipeline.request_flush() if pipeline is not None and timeout > 0 else None
+    ok = quality.close(max(deadline - time.monotonic(), 0.0), scores, lost_scores) and recorded
+    if pipeline is not None:
+        pipeline.count_dropped(left - scores_left)
+        ok = pipeline.close(max(deadline - time.monotonic(), 0.0), spans) and ok
+    return ok
 
 
-def _release(deferred: DeferredWork, pipeline: Pipeline | None, timeout: float) -> None:
+def _release(
+    deferred: DeferredWork, pipeline: Pipeline | None, quality: Quality, timeout: float
+) -> None:
     """An integration was collected without shutdown(): close it off the collecting thread
     (possibly the caller's); not a daemon, so process exit waits for it, within ``timeout``.
     """
     try:
         threading.Thread(
-            target=_close, args=(deferred, pipeline, timeout), name="hypertool-release"
+            target=_close, args=(deferred, pipeline, quality, timeout), name="hypertool-release"
         ).start()
     except RuntimeError:  # interpreter shutdown: no new threads; count what is left
-        _close(deferred, pipeline, 0.0)
+        _close(deferred, pipeline, quality, 0.0)
 
 
 _live: weakref.WeakSet[LangfuseIntegration] = weakref.WeakSet()

@@ -13,8 +13,13 @@ from prometheus_client.registry import REGISTRY
 
 from hypertool.instrumentation._fork import reset_in_child
 from hypertool.instrumentation.budget import BudgetLedger
-from hypertool.instrumentation.export.drops import dropped_spans_counter, start_at_zero
+from hypertool.instrumentation.export.drops import (
+    dropped_scores_counter,
+    dropped_spans_counter,
+    start_at_zero,
+)
 from hypertool.instrumentation.model.records import GenerationRecord
+from hypertool.instrumentation.model.scores import Score
 from hypertool.instrumentation.personas import PersonaRegistry, builtin_personas, canonical_name
 
 if TYPE_CHECKING:
@@ -26,6 +31,8 @@ OTHER = "other"
 DEFAULT_MAX_LABEL_VALUES = 200
 _STAGE_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 _LLM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# Scores are mostly 0–1 (BOOLEAN gates, normalised evaluators); some are 1–5 or 1–10 ratings.
+_SCORE_BUCKETS = (0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 2, 3, 4, 5, 10)
 
 
 class _BoundedLabel:
@@ -148,7 +155,15 @@ class PersonaMetricsCollector:
             ["persona", "chatmode", "model"],
             registry=reg,
         )
+        self.quality_score = Histogram(
+            "hypertool_quality_score",
+            "NUMERIC and BOOLEAN (1/0) scores given to the work of a persona and chatmode",
+            ["persona", "chatmode", "name"],
+            buckets=_SCORE_BUCKETS,
+            registry=reg,
+        )
         self.dropped_spans = dropped_spans_counter(reg)
+        self.dropped_scores = dropped_scores_counter(reg)
         for name in self.personas:
             self._publish_budget(name, sync=False)
 
@@ -165,12 +180,18 @@ class PersonaMetricsCollector:
         self.budgets = integration.budgets
         self.personas = integration.budgets.personas
         integration.add_listener(self.record_generation)
+        integration.add_score_listener(self.record_score)
         # The integration already counts its drops in its registry; count here only if ours
         # is another one, so no span is counted twice.
-        if integration.pipeline is not None and integration.metrics_registry is not self.registry:
-            start_at_zero(self.registry, integration.sinks)
-            for processor in integration.pipeline.processors:
-                processor.add_drop_listener(self.record_dropped_spans)
+        if integration.metrics_registry is not self.registry:
+            if integration.pipeline is not None:
+                start_at_zero(self.registry, integration.sinks)
+                for processor in integration.pipeline.processors:
+                    processor.add_drop_listener(self.record_dropped_spans)
+            if integration.quality.delivery is not None:
+                for processor in integration.quality.delivery.processors:
+                    processor.add_drop_listener(self.record_dropped_scores)
+                    self.dropped_scores.labels(processor.sink)  # starts at 0
         for name in self.personas:
             self._publish_budget(name, sync=False)
         return self
@@ -193,6 +214,23 @@ class PersonaMetricsCollector:
     def record_dropped_spans(self, sink: str, count: int) -> None:
         """Count spans the ``sink`` could not deliver."""
         self.dropped_spans.labels(sink).inc(count)
+
+    def record_dropped_scores(self, sink: str, count: int) -> None:
+        """Count scores the ``sink`` could not deliver."""
+        self.dropped_scores.labels(sink).inc(count)
+
+    def record_score(self, score: Score) -> None:
+        """Observe a NUMERIC or BOOLEAN score in ``hypertool_quality_score`` (CATEGORICAL and
+        TEXT scores have no number to observe).
+        """
+        value = score.numeric
+        if value is None:
+            return
+        self.quality_score.labels(
+            self._persona(score.persona or "unknown"),
+            score.chatmode,
+            self._name(score.name),
+        ).observe(value)
 
     # -- the original collector's API ------------------------------------------------------
     def switch_persona(self, from_persona: str, to_persona: str, chatmode: str = "") -> None:

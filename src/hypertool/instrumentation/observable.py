@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from hypertool.instrumentation.capture.calls import CallRecorder, is_async_callable, prompt_of
 from hypertool.instrumentation.capture.providers import anthropic as anthropic_provider
 from hypertool.instrumentation.capture.providers import openai as openai_provider
+from hypertool.instrumentation.capture.scorers import Scorer
 from hypertool.instrumentation.capture.target import TargetGetter
 from hypertool.instrumentation.integration import LangfuseIntegration, get_langfuse_integration
 from hypertool.instrumentation.model.handles import TraceContext
@@ -46,6 +47,14 @@ class ObservableLLM:
         persona: Persona when a call names none.
         chatmode: Chatmode when a call names none.
         model_parameters: Temperature, max tokens… recorded on each generation.
+        scorers: Functions ``scorer(input, output)`` scoring each successful call's
+            generation, run on the recorder thread (see
+            :mod:`hypertool.instrumentation.capture.scorers` for what they return); one that
+            raises is reported once and never affects the call.
+
+    A compiled managed prompt (``get_prompt(...).compile(...)``) given as the prompt links
+    the generation to the prompt's name and version; :func:`last_generation` is the handle
+    of the generation a call just made, for :meth:`LangfuseIntegration.score`.
 
     """
 
@@ -59,6 +68,7 @@ class ObservableLLM:
         persona: str | None = None,
         chatmode: str | None = None,
         model_parameters: Mapping[str, Any] | None = None,
+        scorers: Sequence[Scorer] = (),
     ) -> None:
         self.llm_function = llm_function
         self.model = model
@@ -71,6 +81,7 @@ class ObservableLLM:
             chatmode,
             model_parameters,
             _STREAM_PROVIDERS,
+            scorers,
         )
         functools.update_wrapper(self, llm_function)
 
@@ -113,6 +124,7 @@ def observe_llm(
     langfuse: LangfuseIntegration | None = None,
     name: str | None = None,
     model_parameters: Mapping[str, Any] | None = None,
+    scorers: Sequence[Scorer] = (),
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 
@@ -133,12 +145,13 @@ def observe_llm(
     langfuse: LangfuseIntegration | None = None,
     name: str | None = None,
     model_parameters: Mapping[str, Any] | None = None,
+    scorers: Sequence[Scorer] = (),
 ) -> Callable[[Callable[P, R]], Callable[P, R]] | Callable[P, R]:
     """Decorate an LLM function so each call is a generation of ``persona``.
 
     The decorated function keeps its name, docstring and signature; inside a trace or span
-    entered with ``with``, its generations join that trace (the persona precedence is
-    :class:`ObservableLLM`'s).
+    entered with ``with``, its generations join that trace (the persona precedence, prompt
+    links and ``scorers`` are :class:`ObservableLLM`'s).
     """
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
@@ -150,6 +163,7 @@ def observe_llm(
             chatmode,
             model_parameters,
             _STREAM_PROVIDERS,
+            scorers,
         )
         if is_async_callable(fn):
             async_fn = cast(Callable[P, Awaitable[Any]], fn)

@@ -15,6 +15,7 @@ from hypertool.instrumentation.integration import (
 )
 from hypertool.instrumentation.metrics import PersonaMetricsCollector
 from hypertool.instrumentation.model.handles import SpanContext, TraceContext
+from hypertool.instrumentation.model.scores import QUALITY_GATE
 from hypertool.instrumentation.personas import canonical_name
 
 R = TypeVar("R")
@@ -23,7 +24,9 @@ R = TypeVar("R")
 class Stage:
     """One running stage; generations made inside it are its children.
 
-    Set :attr:`passed` to False to fail the stage's quality gate without raising.
+    Set :attr:`passed` to False to fail the stage's quality gate without raising. When the
+    stage ends, its gate becomes a BOOLEAN score named ``quality_gate`` on the stage's span,
+    attributed to the stage's persona; :meth:`score` adds scores of your own.
     """
 
     def __init__(self, tracer: WorkflowTracer, name: str, persona: str, chatmode: str) -> None:
@@ -46,6 +49,14 @@ class Stage:
         tb: TracebackType | None,
     ) -> None:
         self.tracer._exit_stage(self, exc)
+
+    def score(self, name: str, value: float | bool | str, **options: Any) -> str | None:
+        """Score this stage (see :meth:`LangfuseIntegration.score` for the options); None
+        when the stage has not started or the score was not recorded.
+        """
+        if self.span is None or self.tracer.langfuse is None:
+            return None
+        return self.tracer.langfuse.score(self.span, name, value, **options)
 
     async def __aenter__(self) -> Stage:
         return self.__enter__()
@@ -192,14 +203,22 @@ class WorkflowTracer:
 
     def _exit_stage(self, stage: Stage, exc: BaseException | None) -> None:
         duration = time.perf_counter() - stage._start
+        passed = stage.passed and exc is None
         if stage.span is not None:
             stage.span.__exit__(type(exc) if exc else None, exc, None)
+            if self.langfuse is not None:
+                reason = None
+                if exc is not None:
+                    reason = f"stage raised {type(exc).__name__}: {exc}"
+                elif not passed:
+                    reason = "stage.passed was set to False"
+                self.langfuse.score(stage.span, QUALITY_GATE, passed, comment=reason)
         if self.metrics is not None:
             self.metrics.record_workflow_stage(
                 self.workflow_name,
                 stage.name,
                 stage.persona,
                 duration,
-                passed=stage.passed and exc is None,
+                passed=passed,
                 chatmode=stage.chatmode,
             )

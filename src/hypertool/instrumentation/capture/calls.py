@@ -22,18 +22,26 @@ from hypertool.instrumentation.capture.providers.base import (
     summarize_items,
 )
 from hypertool.instrumentation.capture.resolution import resolve
+from hypertool.instrumentation.capture.scorers import Scorer, run_scorers
 from hypertool.instrumentation.capture.streams import StreamOutcome, observe_stream
 from hypertool.instrumentation.capture.target import Target, TargetGetter
-from hypertool.instrumentation.model.handles import TraceContext
+from hypertool.instrumentation.model.handles import (
+    LAST_GENERATION,
+    PendingGeneration,
+    TraceContext,
+)
+from hypertool.instrumentation.model.prompts import ACTIVE_PROMPT, PromptLink, find_link, link_of
 from hypertool.instrumentation.model.records import CallContext, GenerationInput, Reservation
 from hypertool.instrumentation.model.usage import Usage, complete_usage, freeze, snapshot, text_of
 from hypertool.instrumentation.personas import canonical_name
 
 
-class Call:
-    """One call in flight: where it belongs, what it was asked, when it started."""
+class Call(PendingGeneration):
+    """One call in flight: where it belongs, what it was asked, when it started; once it
+    returned, the handle of its generation (:func:`last_generation`).
+    """
 
-    __slots__ = ("context", "metadata", "prompt", "reservation", "start_ns", "target")
+    __slots__ = ("context", "link", "metadata", "prompt", "reservation", "start_ns", "target")
 
     def __init__(
         self,
@@ -42,13 +50,23 @@ class Call:
         prompt: Any,
         metadata: Mapping[str, Any] | None,
         reservation: Reservation | None,
+        link: PromptLink | None,
     ) -> None:
+        self._recorded = None  # PendingGeneration's, set here: one call less per call
+        self._waiting = None
         self.target = target
         self.context = context
         self.prompt = prompt
         self.metadata = metadata
         self.reservation = reservation
+        self.link = link
         self.start_ns = time.time_ns()
+
+    def release(self) -> None:
+        """Recorded: keep only the handle's part. :func:`last_generation` may hold this call
+        until the next one, and must not keep the integration (or the prompt) alive.
+        """
+        del self.target, self.context, self.prompt, self.metadata
 
 
 def is_async_callable(fn: Any) -> bool:
@@ -71,6 +89,8 @@ class CallRecorder:
         chatmode: Default chatmode.
         model_parameters: Recorded on every generation.
         stream_providers: Providers whose stream items a returned generator may yield.
+        scorers: Turn each successful call's input and output into scores of its generation
+            (:mod:`~.scorers`), on the recorder thread.
 
     """
 
@@ -83,6 +103,7 @@ class CallRecorder:
         chatmode: str | None,
         model_parameters: Mapping[str, Any] | None,
         stream_providers: Sequence[Provider] = (),
+        scorers: Sequence[Scorer] = (),
     ) -> None:
         self.name = name
         self.model = model
@@ -91,6 +112,7 @@ class CallRecorder:
         self.chatmode = chatmode
         self.model_parameters = dict(model_parameters) if model_parameters else None
         self.stream_providers = tuple(stream_providers)
+        self.scorers = tuple(scorers)
 
     # -- the caller's path -----------------------------------------------------------------
     def start(
@@ -118,13 +140,11 @@ class CallRecorder:
             )
             # A spent budget under policy "block" must stop the call: raised past the guard.
             reservation = target.admit(context.persona)
-            return Call(
-                target,
-                context,
-                prompt if type(prompt) is str else freeze(prompt),
-                metadata,
-                reservation,
-            )
+            if type(prompt) is str:
+                return Call(target, context, prompt, metadata, reservation, ACTIVE_PROMPT.get())
+            # A compiled managed prompt links the call; a list loses the link when frozen.
+            link = link_of(prompt) or ACTIVE_PROMPT.get()
+            return Call(target, context, freeze(prompt), metadata, reservation, link)
         except BudgetExceededError:
             raise
         except Exception:
@@ -145,6 +165,7 @@ class CallRecorder:
         if call is None:
             return result
         try:
+            LAST_GENERATION.set(call)
             end_ns = time.time_ns()
             if error is not None:
                 completion, usage = "", None
@@ -262,7 +283,7 @@ class CallRecorder:
             if error is not None
             else complete_usage(provider_usage, prompt, completion)
         )
-        call.target.record(
+        generation = call.target.record(
             GenerationInput(
                 context=call.context,
                 name=self.name,
@@ -278,8 +299,13 @@ class CallRecorder:
                 completion_start_ns=completion_start_ns,
                 attributes=extra or None,
                 reservation=call.reservation,
+                prompt_link=call.link or find_link(call.prompt),
             )
         )
+        call.resolve(generation)
+        if self.scorers and error is None:
+            run_scorers(self.scorers, call.target, generation, call.prompt, completion)
+        call.release()
 
 
 def prompt_of(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
-from hypertool.instrumentation.model.handles import GenerationContext
+from hypertool.instrumentation.model.handles import GenerationContext, PendingGeneration
 from hypertool.instrumentation.model.records import GenerationInput, Reservation
 
 
@@ -27,6 +28,22 @@ class Target(Protocol):
 
     def record(self, generation: GenerationInput) -> GenerationContext:
         """Record a finished call."""
+
+    def score(
+        self,
+        target: GenerationContext | PendingGeneration,
+        name: str,
+        value: float | bool | str,
+        *,
+        data_type: str | None = None,
+        comment: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        observation_id: str | None = None,
+        config_id: str | None = None,
+        score_id: str | None = None,
+        timestamp: datetime | float | None = None,
+    ) -> str | None:
+        """Score a generation (scorers, on the recorder thread)."""
 
 
 TargetGetter = Callable[[], Target]

@@ -1,8 +1,8 @@
 """The hypertool command line: the demo, and answers from the local trace store.
 
-report, traces, trace, generations and personas read the embedded store (--store PATH or
-HYPERTOOL_STORE); with --json they print one JSON document and nothing else on standard
-output. doctor says which sinks are on.
+report, traces, trace, generations, personas, scores and prompts read the embedded store
+(--store PATH or HYPERTOOL_STORE); with --json they print one JSON document and nothing else on
+standard output. doctor says which sinks are on; prompts push sends local prompts to Langfuse.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from hypertool.instrumentation._config import HYPERTOOL_STORE
 from hypertool.instrumentation.cli.commands import add_store_commands
 from hypertool.instrumentation.cli.demo import run_demo
+from hypertool.instrumentation.cli.quality import add_quality_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --metrics-port: stop serving after this many seconds (default: until Ctrl-C)",
     )
     demo.set_defaults(handler=run_demo)
-    add_store_commands(parser, commands)
+    add_quality_commands(add_store_commands(parser, commands))
     return parser
 
 

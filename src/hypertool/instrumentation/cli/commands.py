@@ -12,6 +12,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,17 @@ from hypertool.instrumentation.store.schema import StoreError
 from hypertool.instrumentation.store.trace_store import TraceStore
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+@dataclass(frozen=True)
+class Registrar:
+    """How more subcommands join the store's: ``command(name, handler, help, *parents)``,
+    and the ``--store``/``--json`` and ``--since`` parent parsers.
+    """
+
+    command: Callable[..., Any]
+    common: argparse.ArgumentParser
+    since: argparse.ArgumentParser
 
 
 class CliError(Exception):
@@ -295,7 +307,7 @@ def _doctor(args: argparse.Namespace) -> int:
 def add_store_commands(
     parser: argparse.ArgumentParser,
     commands: argparse._SubParsersAction,  # type: ignore[type-arg]
-) -> None:
+) -> Registrar:
     """Add ``--store`` and the store-reading subcommands and ``doctor`` to ``hypertool``."""
     store_help = f"trace store file (default: {HYPERTOOL_STORE}, else the per-user data dir)"
     parser.add_argument("--store", metavar="PATH", default=None, help=store_help)
@@ -431,3 +443,4 @@ def add_store_commands(
     doctor.add_argument(
         "--online", action="store_true", help="ask the Langfuse host whether it accepts the keys"
     )
+    return Registrar(command, common, since)

@@ -112,8 +112,11 @@ def _table(title: str, columns: Iterable[tuple[str, bool]]) -> Table:
 
 
 def report_table(rows: Sequence[Mapping[str, Any]], by: str, since: str | None) -> Table:
-    """The report: one row per group and a total."""
+    """The report: one row per group and a total; with scores, the gate pass rate and the mean
+    of each score.
+    """
     title = f"Generations by {by}" + (f" since {since}" if since else "")
+    scored = any(row.get("scores") for row in rows)
     table = _table(
         title,
         [
@@ -127,9 +130,19 @@ def report_table(rows: Sequence[Mapping[str, Any]], by: str, since: str | None) 
             ("Errors", True),
             ("p50", True),
             ("p95", True),
+            *([("Gates", True), ("Scores", False)] if scored else []),
         ],
     )
     for row in rows:
+        quality: list[str | Text] = []
+        if scored:
+            rate = row.get("gate_pass_rate")
+            means = ", ".join(
+                f"{name} {value['mean']:.2f}"
+                for name, value in (row.get("scores") or {}).items()
+                if name != "quality_gate" and value["mean"] is not None
+            )
+            quality = [NONE if rate is None else f"{rate:.0%}", Text(means or NONE)]
         table.add_row(
             _text(row["group"]),
             tokens(row["traces"]),
@@ -141,6 +154,7 @@ def report_table(rows: Sequence[Mapping[str, Any]], by: str, since: str | None) 
             Text(str(row["errors"]), style="red" if row["errors"] else ""),
             duration(row["p50_ms"]),
             duration(row["p95_ms"]),
+            *quality,
         )
     if len(rows) > 1:
         known = [row["cost_usd"] for row in rows if row["cost_usd"] is not None]
@@ -160,6 +174,7 @@ def report_table(rows: Sequence[Mapping[str, Any]], by: str, since: str | None) 
             str(sum(row["errors"] for row in rows)),
             "",
             "",
+            *(["", ""] if scored else []),
         )
     if any(row["cost_unknown"] for row in rows):
         table.caption = UNKNOWN_CAPTION
@@ -222,6 +237,8 @@ def _node_label(node: Mapping[str, Any]) -> Text:
             _usage(node),
             cost(node["cost_usd"], 1 if node["cost_usd"] is None else 0),
         ]
+    if node.get("prompt_name"):
+        parts.append(f"prompt {node['prompt_name']} v{node['prompt_version']}")
     parts.append(duration(node["latency_ms"]))
     label.append("  " + " · ".join(parts))
     if node["status"] == "error":
@@ -237,7 +254,18 @@ def _add_nodes(tree: Tree, nodes: Sequence[Mapping[str, Any]]) -> None:
             branch.add(Text.assemble(("completion: ", "bold dim"), excerpt(node["output"]) or NONE))
         if node["error"]:
             branch.add(Text.assemble(("error: ", "bold red"), excerpt(node["error"])))
+        _add_scores(branch, node.get("scores") or ())
         _add_nodes(branch, node["children"])
+
+
+def _add_scores(tree: Tree, scores: Sequence[Mapping[str, Any]]) -> None:
+    for score in scores:
+        value = score["value"]
+        shown = ("true" if value else "false") if score["data_type"] == "BOOLEAN" else str(value)
+        line = Text.assemble(("score ", "bold yellow"), f"{score['name']} = {shown}")
+        if score.get("comment"):
+            line.append(f"  ({excerpt(score['comment'], 80)})", style="dim")
+        tree.add(line)
 
 
 def trace_tree(trace: Mapping[str, Any]) -> Tree:
@@ -273,6 +301,7 @@ def trace_tree(trace: Mapping[str, Any]) -> Tree:
     children = trace["children"]
     if trace["error"] and not (len(children) == 1 and children[0]["error"] == trace["error"]):
         tree.add(Text.assemble(("error: ", "bold red"), excerpt(trace["error"])))
+    _add_scores(tree, trace.get("scores") or ())
     _add_nodes(tree, trace["children"])
     return tree
 

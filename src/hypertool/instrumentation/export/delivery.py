@@ -77,6 +77,8 @@ class DeliveryProcessor(SpanProcessor):
         on_drop: Callbacks told of every dropped span.
         only_scope: Accept only spans of this instrumentation scope (ours, when the tracer
             provider is the application's and carries its spans too).
+        item: What is delivered, for warnings and the thread's name: ``span``, or ``score``
+            (scores ride the same queue and accounting, see :mod:`.scores`).
 
     """
 
@@ -90,8 +92,10 @@ class DeliveryProcessor(SpanProcessor):
         schedule_delay: float = 1.0,
         on_drop: Sequence[DropListener] = (),
         only_scope: str | None = None,
+        item: str = "span",
     ) -> None:
         self.sink = sink
+        self.item = item
         self._exporter = exporter
         self._max_queue_size = max_queue_size
         self._max_batch_size = max_batch_size
@@ -274,11 +278,13 @@ class DeliveryProcessor(SpanProcessor):
                 return
             count, self._unreported, self._last_report = self._unreported, 0, now
         logger.warning(
-            "%d span(s) could not be delivered to the %s sink (total %d); "
-            "see hypertool_export_dropped_spans_total",
+            "%d %s(s) could not be delivered to the %s sink (total %d); "
+            "see hypertool_export_dropped_%ss_total",
             count,
+            self.item,
             self.sink,
             self.dropped,
+            self.item,
         )
 
     def _start(self) -> None:
@@ -288,7 +294,8 @@ class DeliveryProcessor(SpanProcessor):
             thread = threading.Thread(
                 target=_deliver_forever,
                 args=(weakref.ref(self), self._wake, self._schedule_delay),
-                name=f"{EXPORT_THREAD_PREFIX}{self.sink}",
+                name=f"{EXPORT_THREAD_PREFIX}{self.sink}"
+                + ("" if self.item == "span" else f"-{self.item}s"),
                 daemon=True,
             )
             try:

@@ -1,4 +1,5 @@
-"""The counter of spans a sink could not deliver, shared by every integration and collector.
+"""The counters of spans and scores a sink could not deliver, shared by every integration and
+collector.
 
 ``prometheus_client`` is imported when the counter is first needed, not with the package.
 """
@@ -16,8 +17,11 @@ if TYPE_CHECKING:
 from hypertool.instrumentation._fork import on_fork_in_child
 
 DROPPED_SPANS = "hypertool_export_dropped_spans_total"
+DROPPED_SCORES = "hypertool_export_dropped_scores_total"
 
-_counters: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
+_counters: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, Counter]] = (
+    weakref.WeakKeyDictionary()
+)
 _lock = threading.Lock()
 
 
@@ -33,19 +37,24 @@ def dropped_spans_counter(registry: CollectorRegistry | None = None) -> Counter:
     """``hypertool_export_dropped_spans_total{sink}`` in ``registry`` (the default one when
     None), registered once however many integrations and collectors use it.
     """
+    return _registered(registry, DROPPED_SPANS, "Spans a sink could not deliver")
+
+
+def dropped_scores_counter(registry: CollectorRegistry | None = None) -> Counter:
+    """``hypertool_export_dropped_scores_total{sink}``, like :func:`dropped_spans_counter`."""
+    return _registered(registry, DROPPED_SCORES, "Scores a sink could not deliver")
+
+
+def _registered(registry: CollectorRegistry | None, name: str, documentation: str) -> Counter:
     from prometheus_client import REGISTRY, Counter
 
     registry = registry if registry is not None else REGISTRY
     with _lock:
-        counter = _counters.get(registry)
+        counters = _counters.setdefault(registry, {})
+        counter = counters.get(name)
         if counter is None:
-            counter = Counter(
-                DROPPED_SPANS,
-                "Spans a sink could not deliver",
-                ["sink"],
-                registry=registry,
-            )
-            _counters[registry] = counter
+            counter = Counter(name, documentation, ["sink"], registry=registry)
+            counters[name] = counter
     return counter
 
 

@@ -13,7 +13,7 @@ import random
 import threading
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -95,20 +95,9 @@ class OtlpHttpExporter(SpanExporter):
         body = encode_request(spans)
         if self._compress is not None:
             body = self._compress(body)
-        deadline = time.monotonic() + self.timeout
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            status = self._post(body, left)
-            if status is not None and 200 <= status < 300:
-                return SpanExportResult.SUCCESS
-            if (status is not None and status not in RETRYABLE) or attempt == MAX_ATTEMPTS:
-                break
-            # Exponential backoff with jitter, never past the deadline; shutdown wakes it.
-            pause = min(_BACKOFF_S * 2 ** (attempt - 1) * (0.5 + random.random()), left)
-            if self._stopped.wait(pause):
-                break
+        status = post_with_retries(lambda left: self._post(body, left), self.timeout, self._stopped)
+        if status is not None and 200 <= status < 300:
+            return SpanExportResult.SUCCESS
         return SpanExportResult.FAILURE
 
     def _post(self, body: bytes, timeout: float) -> int | None:
@@ -139,6 +128,36 @@ class OtlpHttpExporter(SpanExporter):
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Nothing is buffered here."""
         return True
+
+
+def post_with_retries(
+    post: Callable[[float], int | None],
+    timeout: float,
+    stopped: threading.Event,
+    retryable: Container[int] = RETRYABLE,
+) -> int | None:
+    """Call ``post(seconds_left)`` until it answers 2xx or a status not worth retrying, the
+    attempts run out, or ``timeout`` seconds pass; return the last status (None: no answer).
+
+    ``retryable`` answers (429/502/503/504 by default) and no answer are retried with
+    exponential backoff and jitter, never past the deadline; ``stopped`` (shutdown) ends the
+    wait at once.
+    """
+    deadline = time.monotonic() + timeout
+    status: int | None = None
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        status = post(left)
+        if status is not None and 200 <= status < 300:
+            return status
+        if (status is not None and status not in retryable) or attempt == MAX_ATTEMPTS:
+            break
+        pause = min(_BACKOFF_S * 2 ** (attempt - 1) * (0.5 + random.random()), left)
+        if stopped.wait(pause):
+            break
+    return status
 
 
 def _gzip(body: bytes) -> bytes:

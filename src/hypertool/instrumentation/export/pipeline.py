@@ -7,6 +7,7 @@ in its own provider passes it in.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping
 
@@ -116,16 +117,29 @@ class Pipeline:
             ok = processor.wait_flushed(done, deadline - time.monotonic()) and ok
         return ok
 
-    def close(self, timeout: float) -> bool:
-        """Flush for at most ``timeout`` seconds, then stop; undelivered spans are counted."""
+    def request_flush(self) -> list[tuple[DeliveryProcessor, threading.Event | None]]:
+        """Ask every sink to deliver what it holds, without waiting (see :meth:`close`)."""
+        return [(processor, processor.request_flush()) for processor in self.processors]
+
+    def close(
+        self,
+        timeout: float,
+        requests: list[tuple[DeliveryProcessor, threading.Event | None]] | None = None,
+    ) -> bool:
+        """Flush for at most ``timeout`` seconds, then stop; undelivered spans are counted.
+
+        ``requests``: a :meth:`request_flush` already made (so other deliveries, the scores',
+        run at the same time); one is made here when None.
+        """
         if self._closed:
             return True
         self._closed = True
         deadline = time.monotonic() + max(timeout, 0.0)
-        requests = [
-            (processor, processor.request_flush() if timeout > 0 else None)
-            for processor in self.processors
-        ]
+        if requests is None:
+            requests = [
+                (processor, processor.request_flush() if timeout > 0 else None)
+                for processor in self.processors
+            ]
         ok = True
         for processor, done in requests:
             ok = processor.close(max(deadline - time.monotonic(), 0.0), done) and ok

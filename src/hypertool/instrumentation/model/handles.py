@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import TracebackType
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from opentelemetry import trace as trace_api
 
+from hypertool.instrumentation._fork import on_fork_in_child
+from hypertool.instrumentation._log import logger
 from hypertool.instrumentation.model.usage import Usage
 
 P = ParamSpec("P")
@@ -25,6 +28,20 @@ R = TypeVar("R")
 _current: ContextVar[tuple[TraceContext, SpanContext | None] | None] = ContextVar(
     "hypertool_current", default=None
 )
+LAST_GENERATION: ContextVar[PendingGeneration | None] = ContextVar(
+    "hypertool_last_generation", default=None
+)
+"""What :func:`last_generation` returns (set on the caller's path: ``.set(call)``)."""
+# Parking a score on a generation not recorded yet is rare: one lock for all of them.
+_park_lock = threading.Lock()
+
+
+def _fresh_park_lock() -> None:
+    global _park_lock
+    _park_lock = threading.Lock()
+
+
+on_fork_in_child(_fresh_park_lock)
 
 
 class Tracing(Protocol):
@@ -48,6 +65,22 @@ class Tracing(Protocol):
         error: BaseException | str | None = None,
     ) -> None:
         """End ``span``."""
+
+    def score(
+        self,
+        target: TraceContext | SpanContext | GenerationContext | PendingGeneration | str,
+        name: str,
+        value: float | bool | str,
+        *,
+        data_type: str | None = None,
+        comment: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        observation_id: str | None = None,
+        config_id: str | None = None,
+        score_id: str | None = None,
+        timestamp: datetime | float | None = None,
+    ) -> str | None:
+        """Score ``target``; the score's id, or None when it was not recorded."""
 
 
 def stage_trace_id(trace_id: str, span_id: str) -> str:
@@ -135,6 +168,10 @@ class TraceContext:
         """True once :meth:`LangfuseIntegration.end_trace` was called."""
         return self.status != "running"
 
+    def score(self, name: str, value: float | bool | str, **options: Any) -> str | None:
+        """Score this trace (see :meth:`LangfuseIntegration.score`)."""
+        return self.integration.score(self, name, value, **options)
+
     def __enter__(self) -> TraceContext:
         self._token = _current.set((self, None))
         return self
@@ -193,6 +230,10 @@ class SpanContext:
         """End the span (idempotent)."""
         self.trace.integration.end_span(self, status=status, error=error)
 
+    def score(self, name: str, value: float | bool | str, **options: Any) -> str | None:
+        """Score this span (see :meth:`LangfuseIntegration.score`)."""
+        return self.trace.integration.score(self, name, value, **options)
+
     def __enter__(self) -> SpanContext:
         self._token = _current.set((self.trace, self))
         return self
@@ -223,6 +264,9 @@ class GenerationContext:
         latency_s: Seconds between start and end.
         error: Error message, or None.
         cost_usd: Cost in USD; None when the model's price is unknown.
+        chatmode: Chatmode of the call.
+        workflow: Workflow of the enclosing stage, or "".
+        stage: The enclosing stage, or "".
 
     """
 
@@ -235,3 +279,71 @@ class GenerationContext:
     latency_s: float
     error: str | None = None
     cost_usd: float | None = None
+    chatmode: str = ""
+    workflow: str = ""
+    stage: str = ""
+
+
+class PendingGeneration:
+    """A generation handed over to the recorder thread, to be scored once it is recorded.
+
+    Instrumented calls (``ObservableLLM``, ``@observe_llm``, the provider clients) are
+    recorded off the caller's path, so their ids are not known when the call returns: this
+    handle stands for the generation in the meantime. :func:`last_generation` returns it; a
+    score given for it is sent once the generation is recorded (at once if it already is).
+    """
+
+    __slots__ = ("_recorded", "_waiting")
+
+    def __init__(self) -> None:
+        self._recorded: GenerationContext | None = None
+        self._waiting: list[Callable[[GenerationContext], None]] | None = None
+
+    @property
+    def recorded(self) -> GenerationContext | None:
+        """The generation, once recorded; None until then."""
+        return self._recorded
+
+    def resolve(self, generation: GenerationContext) -> None:
+        """The generation was recorded: run what waited for it (on the recording thread)."""
+        with _park_lock:
+            self._recorded = generation
+            waiting, self._waiting = self._waiting, None
+        for callback in waiting or ():
+            try:
+                callback(generation)
+            except Exception:  # a waiting score must not break recording
+                logger.debug("a score waiting for its generation failed", exc_info=True)
+
+    def when_recorded(self, callback: Callable[[GenerationContext], None]) -> bool:
+        """Run ``callback(generation)`` now if recorded (True), else once it is (False)."""
+        with _park_lock:
+            recorded = self._recorded
+            if recorded is None:
+                if self._waiting is None:
+                    self._waiting = []
+                self._waiting.append(callback)
+                return False
+        callback(recorded)
+        return True
+
+
+def last_generation() -> PendingGeneration | None:
+    """The generation the last instrumented call in this thread or task produced.
+
+    Set when an ``ObservableLLM`` / ``@observe_llm`` / OpenAI / Anthropic call returns (for a
+    stream: when it is returned; the generation is recorded when it ends), so right after the
+    call::
+
+        response = await observable_llm("Design a REST API", persona="backend-engineer")
+        langfuse.score(last_generation(), "relevance", 0.9)
+
+    A call run in another task (``asyncio.create_task``, ``gather``) or thread sets it there,
+    not here. ``create_generation`` returns its :class:`GenerationContext` instead.
+    """
+    return LAST_GENERATION.get()
+
+
+def set_last_generation(handle: PendingGeneration) -> None:
+    """Make ``handle`` what :func:`last_generation` returns in this thread or task."""
+    LAST_GENERATION.set(handle)

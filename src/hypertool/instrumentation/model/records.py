@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hypertool.instrumentation.model.handles import SpanContext, TraceContext
+from hypertool.instrumentation.model.prompts import PromptLink
 from hypertool.instrumentation.model.usage import Usage
 
 
@@ -68,6 +69,7 @@ class GenerationInput:
         attributes: Span attributes only a provider knows (system, response id, …), set last.
         reservation: What the call set aside in its persona's budget when it was admitted;
             recording settles it with the real usage.
+        prompt_link: The managed prompt the call was made from (name and version), if any.
 
     """
 
@@ -85,6 +87,7 @@ class GenerationInput:
     completion_start_ns: int | None = None
     attributes: Mapping[str, Any] | None = None
     reservation: Reservation | None = None
+    prompt_link: PromptLink | None = None
 
 
 @dataclass(frozen=True, slots=True)

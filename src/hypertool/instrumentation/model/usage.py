@@ -185,7 +185,7 @@ def completion_text(result: Any) -> str | None:
 def text_of(value: Any) -> str:
     """A value as text for the trace: strings as they are, the rest as JSON."""
     if isinstance(value, str):
-        return value
+        return value if value.__class__ is str else str(value)  # a compiled prompt: plain
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     try:

@@ -96,13 +96,21 @@ class DeferredWork:
 
         Without the lock: the recorder thread may hold it for long under GIL contention.
         """
-        count = 0
+        return self.discard_counting(lambda fn: False)[0]
+
+    def discard_counting(self, matches: Callable[[Callable[..., None]], bool]) -> tuple[int, int]:
+        """:meth:`discard`, also counting the items whose function ``matches`` (scores, among
+        generations): (all discarded, those matching).
+        """
+        count = matched = 0
         while True:
             try:
-                self._items.popleft()
+                fn, _ = self._items.popleft()
             except IndexError:
-                return count
+                return count, matched
             count += 1
+            if matches(fn):
+                matched += 1
 
     def _start(self) -> None:
         with self._start_lock:

@@ -178,6 +178,9 @@ class GenerationRecorder:
             latency_s=record.duration_s,
             error=message,
             cost_usd=cost_usd,
+            chatmode=context.chatmode,
+            workflow=context.workflow,
+            stage=context.stage,
         )
 
     def _attributes(self, g: GenerationInput, cost: Cost | None) -> dict[str, Any]:
@@ -243,6 +246,11 @@ class GenerationRecorder:
             span_attrs[attr.MODEL_PARAMETERS] = clean(text_of(dict(g.model_parameters)))
         if g.completion_start_ns is not None:
             span_attrs[attr.COMPLETION_START_TIME] = iso_time(g.completion_start_ns)
+        if g.prompt_link is not None:
+            # Langfuse links a generation to a prompt version by these two (name as a string,
+            # version as an int); a fallback prompt never has a link.
+            span_attrs[attr.PROMPT_NAME] = g.prompt_link.name
+            span_attrs[attr.PROMPT_VERSION] = g.prompt_link.version
         if g.attributes:
             for key, value in g.attributes.items():
                 span_attrs[key] = repaired_value(value)

@@ -1,10 +1,12 @@
-"""The local store as a sink: an OpenTelemetry span exporter writing to a :class:`TraceStore`.
+"""The local store as a sink: an OpenTelemetry span exporter writing to a :class:`TraceStore`,
+and a score sink (:class:`~hypertool.instrumentation.model.scores.ScoreSink`) for scores.
 
 A corrupt or locked database never raises into the application: the exporter reports the batch
-as failed, and the delivery processor counts its spans as dropped. A span the store cannot take
-costs that span only: :meth:`StoreExporter.export_partial` tells the delivery processor how
-many of a batch were left out. In a forked child the exporter opens connections of its own on
-first use, behind new locks, and is another writer in the store's per-writer usage.
+as failed, and the delivery processor counts its spans (or scores) as dropped. A span the store
+cannot take costs that span only: :meth:`StoreExporter.export_partial` tells the delivery
+processor how many of a batch were left out. In a forked child the exporter opens connections
+of its own on first use, behind new locks, and is another writer in the store's per-writer
+usage.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -32,6 +34,10 @@ from hypertool.instrumentation.store.writes import BatchAbandoned
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
+
+    from hypertool.instrumentation.model.scores import Score
+
+T = TypeVar("T")
 
 _FAILURE_REPORT_INTERVAL_S = 60.0
 DELIVERY_INTERVAL_S = 0.2
@@ -77,6 +83,7 @@ class StoreExporter(SpanExporter):
         self._last_failure_report = -_FAILURE_REPORT_INTERVAL_S
         self.exported_spans = 0
         self.rejected_spans = 0
+        self.exported_scores = 0
         self.failed_batches = 0
         # Who writes, in the store's per-writer usage: a budget read tells this process's own
         # usage from the others'. A new one in a forked child (same object, other process).
@@ -125,12 +132,7 @@ class StoreExporter(SpanExporter):
                     store, self._store = self._store, None
                     store.close_moved()
                 if self._store is None:
-                    self._store = TraceStore(
-                        self.path,
-                        busy_timeout_ms=self._busy_timeout_ms,
-                        retention_days=self._retention_days,
-                        max_field_chars=self._max_field_chars,
-                    )
+                    self._store = self._open()
                 written = self._store.write_batch(spans, self.writer, keep=claim)
             except BatchAbandoned:
                 return len(spans)
@@ -167,7 +169,35 @@ class StoreExporter(SpanExporter):
             self._store.close()
             self._store = None
 
-    def _failed(self, exc: Exception) -> None:
+    def export_scores(self, scores: Sequence[Score]) -> int:
+        """Write ``scores`` in one transaction; how many were not written (never raises)."""
+        with self._lock:
+            if self._stopped:
+                return len(scores)
+            try:
+                if self._store is None:
+                    self._store = self._open()
+                self.exported_scores += self._store.write_scores(scores)
+            except Exception as exc:
+                self._failed(exc, "scores")
+                return len(scores)
+            finally:
+                if self._stopped:  # shutdown() came while this batch was written
+                    self._close_writer()
+        return 0
+
+    def close_scores(self) -> None:
+        """Nothing of the scores' own to release: the store closes with the span sink."""
+
+    def _open(self) -> TraceStore:
+        return TraceStore(
+            self.path,
+            busy_timeout_ms=self._busy_timeout_ms,
+            retention_days=self._retention_days,
+            max_field_chars=self._max_field_chars,
+        )
+
+    def _failed(self, exc: Exception, what: str = "spans") -> None:
         self.failed_batches += 1
         if not isinstance(exc, StoreLockedError) and self._store is not None:
             # Corrupt, moved or replaced: open afresh on the next batch.
@@ -177,10 +207,12 @@ class StoreExporter(SpanExporter):
         if now - self._last_failure_report >= _FAILURE_REPORT_INTERVAL_S:
             self._last_failure_report = now
             logger.error(
-                "trace store: %s (%d batch(es) failed so far; their spans are counted in "
-                "hypertool_export_dropped_spans_total)",
+                "trace store: %s (%d batch(es) failed so far; their %s are counted in "
+                "hypertool_export_dropped_%s_total)",
                 exc if isinstance(exc, StoreError) else f"{self.path}: {exc!r}",
                 self.failed_batches,
+                what,
+                what,
             )
         else:
             logger.debug("trace store batch failed: %s", exc)
@@ -226,13 +258,19 @@ class StoreExporter(SpanExporter):
             self._reader.close_moved()
             self._reader = None
         if self._reader is None:
-            self._reader = TraceStore(
-                self.path,
-                busy_timeout_ms=self._busy_timeout_ms,
-                retention_days=self._retention_days,
-                max_field_chars=self._max_field_chars,
-            )
+            self._reader = self._open()
         return self._reader
+
+    def read(self, operation: Callable[[TraceStore], T]) -> T:
+        """Run ``operation`` with the store's reading connection (opened on first use; it
+        never waits for a batch being written). Local prompt versions are recorded through it.
+
+        Raises:
+            StoreError: The store cannot be opened or read.
+
+        """
+        with self._reader_lock:
+            return operation(self._open_reader())
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Nothing is buffered here: every :meth:`export` call commits before returning."""

@@ -51,7 +51,8 @@ def configured_budgets() -> Budgets:
     return Budgets(registry, period)
 
 
-_EMPTY_ACTIVITY: dict[str, Any] = {
+EMPTY_ACTIVITY: dict[str, Any] = {
+    # A report row's numbers for a group without generations (also store.quality's).
     "traces": 0,
     "generations": 0,
     "input_tokens": 0,
@@ -122,7 +123,7 @@ def personas(
                 "cost_remaining_usd": (
                     None if cost_budget is None or cost is None else cost_budget - cost
                 ),
-                "activity": activity.get(name, dict(_EMPTY_ACTIVITY)),
+                "activity": activity.get(name, dict(EMPTY_ACTIVITY)),
             }
         )
     return rows

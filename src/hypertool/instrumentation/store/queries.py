@@ -41,7 +41,7 @@ MIN_TRACE_PREFIX = 8
 _OBSERVATION_FIELDS = (
     "span_id, trace_id, parent_id, type, name, persona, chatmode, workflow, stage, model, "
     "input_tokens, output_tokens, total_tokens, usage_estimated, cost_usd, start_ns, end_ns, "
-    "status, error, input, output, metadata, completion_start_ns"
+    "status, error, input, output, metadata, completion_start_ns, prompt_name, prompt_version"
 )
 
 
@@ -251,7 +251,7 @@ def _metadata(text: str | None) -> dict[str, Any]:
 def _observation(row: Sequence[Any]) -> dict[str, Any]:
     (span_id, trace_id, parent_id, kind, name, persona, chatmode, workflow, stage, model) = row[:10]
     tokens_in, tokens_out, total, estimated, cost, start, end, status, error = row[10:19]
-    text_in, text_out, metadata, first_token = row[19:23]
+    text_in, text_out, metadata, first_token, prompt_name, prompt_version = row[19:25]
     return {
         "span_id": span_id,
         "trace_id": trace_id,
@@ -278,6 +278,8 @@ def _observation(row: Sequence[Any]) -> dict[str, Any]:
         "input": text_in,
         "output": text_out,
         "metadata": _metadata(metadata),
+        "prompt_name": prompt_name,
+        "prompt_version": prompt_version,
     }
 
 
@@ -505,10 +507,12 @@ def counts(connection: sqlite3.Connection) -> dict[str, Any]:
     observations, generations_count = connection.execute(
         "SELECT count(*), coalesce(sum(type = 'generation'), 0) FROM observations"
     ).fetchone()
+    (scores_count,) = connection.execute("SELECT count(*) FROM scores").fetchone()
     return {
         "traces": traces_count,
         "observations": observations,
         "generations": generations_count,
+        "scores": scores_count,
         "oldest": iso(oldest),
         "newest": iso(newest),
     }

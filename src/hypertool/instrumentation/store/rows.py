@@ -41,6 +41,8 @@ OBSERVATION_COLUMNS = (
     "output",
     "metadata",
     "completion_start_ns",
+    "prompt_name",
+    "prompt_version",
 )
 
 Row = tuple[Any, ...]
@@ -289,6 +291,8 @@ def span_rows(span: ReadableSpan, max_field_chars: int) -> tuple[Row, Row, bool]
     pop(attr.TRACE_STATUS, None)
     if parent_id is not None:
         pop(attr.TRACE_METADATA, None)  # the trace's metadata, repeated: the root keeps it
+    prompt_name = _text(pop(attr.PROMPT_NAME, None))
+    prompt_version = _int(pop(attr.PROMPT_VERSION, None))
     start_ns = int(span.start_time or 0)
     end_ns = int(span.end_time or start_ns)
     status = span.status
@@ -329,6 +333,9 @@ def span_rows(span: ReadableSpan, max_field_chars: int) -> tuple[Row, Row, bool]
         text_out,
         _metadata(attributes),
         first_token,
+        # Langfuse links only generations to prompts; so does the store.
+        prompt_name if kind == attr.TYPE_GENERATION else None,
+        prompt_version if kind == attr.TYPE_GENERATION and prompt_name else None,
     )
     trace = (
         trace_id,

@@ -134,6 +134,53 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID
         """,
     ),
+    # 6: quality and prompts: the managed prompt each generation was made from, scores, and
+    # the versions of local prompts (numbered 1, 2, 3… per name as their text changes).
+    (
+        "ALTER TABLE observations ADD COLUMN prompt_name TEXT",
+        "ALTER TABLE observations ADD COLUMN prompt_version INTEGER",
+        # `hypertool prompts` reads this index alone (generations made from a prompt only).
+        """
+        CREATE INDEX observations_prompt ON observations (
+            prompt_name, prompt_version, persona, start_ns, end_ns, span_id, parent_id,
+            trace_id, total_tokens, cost_usd, status
+        ) WHERE type = 'generation' AND prompt_name IS NOT NULL
+        """,
+        """
+        CREATE TABLE scores (
+            score_id TEXT PRIMARY KEY,
+            trace_id TEXT NOT NULL,
+            observation_id TEXT,
+            name TEXT NOT NULL,
+            data_type TEXT NOT NULL
+                CHECK (data_type IN ('NUMERIC', 'BOOLEAN', 'CATEGORICAL', 'TEXT')),
+            value REAL,
+            string_value TEXT,
+            persona TEXT,
+            chatmode TEXT,
+            workflow TEXT,
+            stage TEXT,
+            created_ns INTEGER NOT NULL,
+            comment TEXT,
+            metadata TEXT
+        )
+        """,
+        "CREATE INDEX scores_observation ON scores (observation_id)",
+        "CREATE INDEX scores_trace ON scores (trace_id)",
+        "CREATE INDEX scores_created ON scores (created_ns, name, persona)",
+        """
+        CREATE TABLE prompt_versions (
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            type TEXT NOT NULL CHECK (type IN ('text', 'chat')),
+            prompt TEXT NOT NULL,
+            config TEXT,
+            digest TEXT NOT NULL,
+            created_ns INTEGER NOT NULL,
+            PRIMARY KEY (name, version)
+        )
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

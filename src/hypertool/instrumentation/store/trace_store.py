@@ -31,7 +31,14 @@ from hypertool.instrumentation._config import (
 )
 from hypertool.instrumentation._fork import hold_during_fork, keep_forever, reset_in_child
 from hypertool.instrumentation._log import logger
-from hypertool.instrumentation.store import analytics, catalog, overview, queries
+from hypertool.instrumentation.store import (
+    analytics,
+    catalog,
+    overview,
+    prompt_versions,
+    quality,
+    queries,
+)
 from hypertool.instrumentation.store.filters import Filters, Status
 from hypertool.instrumentation.store.queries import Order, ReportBy, TraceSort
 from hypertool.instrumentation.store.schema import (
@@ -47,6 +54,8 @@ from hypertool.instrumentation.store.writes import BatchAbandoned, SpanRows, Wri
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
+
+    from hypertool.instrumentation.model.scores import Score
 
 T = TypeVar("T")
 
@@ -306,6 +315,39 @@ class TraceStore:
                 logger.debug("trace store purge failed: %s", exc)
         return Written([observation for observation, _, _ in written], rejected)
 
+    def write_scores(self, scores: Sequence[Score]) -> int:
+        """Store scores in one transaction; a score stored before (same id) is replaced.
+
+        Returns:
+            The number of scores written.
+
+        Raises:
+            StoreError: The batch could not be written (nothing of it was).
+
+        """
+        rows = [quality.score_row(score, self.max_field_chars) for score in scores]
+        if rows:
+            self._run(
+                lambda connection: in_transaction(
+                    connection, lambda conn: quality.INSERT_SCORE.run(conn, rows)
+                )
+            )
+        return len(rows)
+
+    def record_prompt_version(self, name: str, kind: str, prompt: str, config: str) -> int:
+        """The version number of this content of local prompt ``name`` (a new one when it
+        differs from the latest); ``prompt`` is the text or the messages as JSON.
+        """
+        return self._run(lambda c: prompt_versions.record(c, name, kind, prompt, config))
+
+    def prompt_version(self, name: str, version: int | None = None) -> dict[str, Any] | None:
+        """A recorded version of local prompt ``name`` (the latest when None), or None."""
+        return self._run(lambda c: prompt_versions.get(c, name, version))
+
+    def prompt_versions(self) -> list[dict[str, Any]]:
+        """Every recorded version of every local prompt."""
+        return self._run(prompt_versions.listing)
+
     def purge(self, now_ns: int | None = None) -> int:
         """Delete traces and observations older than the retention period.
 
@@ -337,6 +379,7 @@ class TraceStore:
                 conn.execute("DELETE FROM traces WHERE start_ns < ?", (cutoff,))
                 day = queries.day_start(cutoff)
                 conn.execute("DELETE FROM writer_usage WHERE day_ns < ?", (day,))
+                conn.execute("DELETE FROM scores WHERE created_ns < ?", (cutoff,))
                 return int(deleted.rowcount)
 
             return in_transaction(connection, work)
@@ -355,11 +398,25 @@ class TraceStore:
 
         Each row: ``group``, ``traces``, ``generations``, ``input_tokens``, ``output_tokens``,
         ``total_tokens``, ``cost_usd`` (sum of known costs; None when none is known),
-        ``cost_unknown`` (generations without a known cost), ``errors``, ``p50_ms``, ``p95_ms``.
-        Input and output tokens include cached input and reasoning tokens.
+        ``cost_unknown`` (generations without a known cost), ``errors``, ``p50_ms``, ``p95_ms``,
+        ``scores`` (name → ``{"mean", "n"}`` of each numeric score given to the group's work)
+        and ``gate_pass_rate`` (the mean of ``quality_gate``, None without gates). A group with
+        scores and no generation has a row of its own. Input and output tokens include cached
+        input and reasoning tokens.
         """
         chosen = _canonical_filters((filters or Filters()).with_defaults(since_ns=since_ns))
-        return self._run(lambda c: queries.report(c, by, chosen))
+
+        def read(connection: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = queries.report(connection, by, chosen)
+            means = quality.score_means(connection, by, chosen)
+            for row in rows:
+                row.update(quality.quality_of(means.pop(row["group"], None)))
+            for group, scored in means.items():  # scored work without generations
+                rows.append({**quality.empty_report_row(group), **quality.quality_of(scored)})
+            rows.sort(key=lambda row: (row["group"] is None, row["group"] or ""))
+            return rows
+
+        return self._run(read)
 
     def traces(
         self,
@@ -392,14 +449,60 @@ class TraceStore:
         """One trace as a tree (``children`` nested), or None when unknown.
 
         ``trace_id`` may be a prefix of at least 8 hex digits, or the Langfuse trace id of a
-        workflow stage (the stage is shown).
+        workflow stage (the stage is shown). Each node has its ``scores``; the trace's own (and
+        those of observations not in the store) are its ``scores``.
 
         Raises:
             ValueError: ``trace_id`` is not hexadecimal or shorter than 8 digits.
             StoreError: The prefix matches several traces.
 
         """
-        return self._run(lambda c: queries.trace(c, trace_id))
+
+        def read(connection: sqlite3.Connection) -> dict[str, Any] | None:
+            tree = queries.trace(connection, trace_id)
+            if tree is None:
+                return None
+            by_node: dict[str, list[dict[str, Any]]] = {}
+            nodes = list(quality.walk(tree["children"]))
+            for node in nodes:
+                node["scores"] = by_node.setdefault(node["span_id"], [])
+            tree["scores"] = []
+            for score in quality.trace_scores(connection, tree["trace_id"]):
+                by_node.get(score["observation_id"] or "", tree["scores"]).append(score)
+            return tree
+
+        return self._run(read)
+
+    def scores(
+        self,
+        name: str | None = None,
+        persona: str | None = None,
+        since_ns: int | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Scores, newest first, of ``name`` and ``persona`` when given."""
+        who = _canonical(persona) if persona else None
+        return self._run(
+            lambda c: quality.scores(c, name=name, persona=who, since_ns=since_ns, limit=limit)
+        )
+
+    def prompts_report(
+        self,
+        persona: str | None = None,
+        since_ns: int | None = None,
+        score: str | None = None,
+        min_samples: int = quality.MIN_SAMPLES,
+    ) -> dict[str, Any]:
+        """Per prompt × version × persona: generations, tokens, cost, p50/p95 latency, error
+        rate, the mean of each score; and the best version per prompt and persona on
+        ``score`` (see :mod:`.quality` for the rule).
+        """
+        who = _canonical(persona) if persona else None
+        return self._run(
+            lambda c: quality.prompts_report(
+                c, persona=who, since_ns=since_ns, score=score, min_samples=min_samples
+            )
+        )
 
     def generations(
         self,

@@ -31,12 +31,16 @@ from hypertool.instrumentation.capture.providers.base import (
 from hypertool.instrumentation.capture.resolution import resolve
 from hypertool.instrumentation.capture.streams import ItemPredicate, StreamOutcome, observe_stream
 from hypertool.instrumentation.capture.target import Target, TargetGetter
+from hypertool.instrumentation.model.handles import PendingGeneration, set_last_generation
+from hypertool.instrumentation.model.prompts import PromptLink, active_link, find_link, link_of
 from hypertool.instrumentation.model.records import CallContext, GenerationInput, Reservation
 from hypertool.instrumentation.model.usage import Usage, complete_usage, text_of
 from hypertool.instrumentation.personas import canonical_name
 
 PERSONA_KWARG = "hypertool_persona"
 CHATMODE_KWARG = "hypertool_chatmode"
+# Arguments a compiled managed prompt may be given as (it links the generation to it).
+_PROMPT_KWARGS = ("messages", "system")
 _ORIGINAL = "__hypertool_original__"
 
 
@@ -98,6 +102,12 @@ class Instrumentation:
         call.reservation = reservation
         call.context = context
         call.model = str(kwargs.get("model", "") or "")
+        for key in _PROMPT_KWARGS:
+            call.link = link_of(kwargs.get(key))
+            if call.link is not None:
+                break
+        else:
+            call.link = active_link()
         call.prompt = provider.prompt(kwargs)
         call.parameters = {
             name: kwargs[name]
@@ -111,12 +121,15 @@ class Instrumentation:
         return call
 
 
-class Call:
-    """One call in flight: its context, and how its outcome is recorded."""
+class Call(PendingGeneration):
+    """One call in flight: its context, and how its outcome is recorded; once it returned,
+    the handle of its generation (:func:`last_generation`).
+    """
 
     __slots__ = (
         "context",
         "hide",
+        "link",
         "model",
         "parameters",
         "prompt",
@@ -128,10 +141,13 @@ class Call:
     )
 
     def __init__(self, provider: Provider, target: Target | None) -> None:
+        self._recorded = None  # PendingGeneration's, set here: one call less per call
+        self._waiting = None
         self.provider = provider
         self.target = target  # None: instrumentation failed, record nothing
         self.context: CallContext | None = None
         self.model = ""
+        self.link: PromptLink | None = None
         self.prompt: Any = None
         self.parameters: dict[str, Any] = {}
         self.streaming = False
@@ -145,18 +161,21 @@ class Call:
             return result
         if self.streaming:
             return self.observe(result)
+        set_last_generation(self)
         self.target.defer(self._record_response, result, time.time_ns())
         return result
 
     def failed(self, error: BaseException) -> None:
         """The SDK raised ``error`` (re-raised by the caller): record the failed call."""
         if self.target is not None:
+            set_last_generation(self)
             self.target.defer(self._record_failure, error, time.time_ns())
 
     def observe(self, stream: Any) -> Any:
         """``stream`` wrapped so that it is recorded when it ends."""
         if self.target is None:
             return stream
+        set_last_generation(self)
         return observe_stream(
             stream, self._stream_ended, is_token=self.provider.is_token, hide=self.hide
         )
@@ -205,7 +224,7 @@ class Call:
         extra[attr.STREAM] = self.streaming
         if self.model:
             extra[attr.GEN_AI_REQUEST_MODEL] = self.model
-        self.target.record(
+        generation = self.target.record(
             GenerationInput(
                 context=self.context,
                 name=self.provider.name,
@@ -220,8 +239,13 @@ class Call:
                 completion_start_ns=completion_start_ns,
                 attributes=extra,
                 reservation=self.reservation,
+                prompt_link=self.link or find_link(self.prompt),
             )
         )
+        self.resolve(generation)
+        # Recorded: last_generation() may hold this call until the next one; it must not keep
+        # the integration (or the prompt) alive.
+        self.target = self.context = self.prompt = None
 
 
 # -- patching -------------------------------------------------------------------------------

@@ -1,0 +1,416 @@
+"""Scores in the trace store: writing them, listing them, their means per group and per
+trace, and the prompt × version × persona report (``hypertool prompts``).
+
+A generation's scores are the scores given to it, to the stage (span) it ran in, and to its
+trace: Langfuse shows generation and trace scores per prompt version the same way.
+
+Best version per persona (on one score): a version needs at least :data:`MIN_SAMPLES` scored
+generations to compete; the best is the one with the highest mean, and it is called best only
+when it beats every other competing version by more than 1.96 standard errors of the
+difference (a two-sided Welch z-test at about 95 %); otherwise the answer says the samples are
+too small, or too close, to tell.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hypertool.instrumentation.store.overview import EMPTY_ACTIVITY
+from hypertool.instrumentation.store.rows import MultiRow, Row, cap
+
+if TYPE_CHECKING:
+    from hypertool.instrumentation.model.scores import Score
+    from hypertool.instrumentation.store.filters import Filters
+
+MIN_SAMPLES = 20
+"""Scored generations a prompt version needs before it can be called best."""
+Z_95 = 1.96
+QUALITY_GATE = "quality_gate"  # as model.scores.QUALITY_GATE; the CLI does not load the model
+
+SCORE_COLUMNS = (
+    "score_id",
+    "trace_id",
+    "observation_id",
+    "name",
+    "data_type",
+    "value",
+    "string_value",
+    "persona",
+    "chatmode",
+    "workflow",
+    "stage",
+    "created_ns",
+    "comment",
+    "metadata",
+)
+INSERT_SCORE = MultiRow(
+    f"INSERT OR REPLACE INTO scores ({', '.join(SCORE_COLUMNS)}) VALUES",
+    f"({', '.join('?' * len(SCORE_COLUMNS))})",
+)
+_SCORE_FIELDS = ", ".join(f"s.{column}" for column in SCORE_COLUMNS)
+
+
+def empty_report_row(group: Any) -> dict[str, Any]:
+    """A report row of a group without generations."""
+    return {"group": group, **EMPTY_ACTIVITY}
+
+
+def walk(nodes: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every node of a trace tree, depth first."""
+    for node in nodes:
+        yield node
+        yield from walk(node["children"])
+
+
+def score_row(score: Score, max_chars: int) -> Row:
+    """The row of ``score`` (the same score id written twice is stored once)."""
+    numeric = score.numeric
+    return (
+        score.score_id,
+        score.trace_id,
+        score.observation_id,
+        score.name,
+        score.data_type,
+        numeric,
+        None if numeric is not None else str(score.value),
+        score.persona or None,
+        score.chatmode or None,
+        score.workflow or None,
+        score.stage or None,
+        score.timestamp_ns,
+        cap(score.comment, max_chars),
+        None if score.metadata is None else json.dumps(score.metadata, default=str),
+    )
+
+
+def _score(row: Sequence[Any]) -> dict[str, Any]:
+    from hypertool.instrumentation.store.queries import iso
+
+    (score_id, trace_id, observation_id, name, kind, value, text, persona, chatmode) = row[:9]
+    workflow, stage, created, comment, metadata = row[9:14]
+    return {
+        "score_id": score_id,
+        "trace_id": trace_id,
+        "observation_id": observation_id,
+        "name": name,
+        "data_type": kind,
+        "value": (bool(value) if kind == "BOOLEAN" else value) if text is None else text,
+        "persona": persona,
+        "chatmode": chatmode,
+        "workflow": workflow,
+        "stage": stage,
+        "created": iso(created),
+        "created_ns": created,
+        "comment": comment,
+        "metadata": json.loads(metadata) if metadata else None,
+    }
+
+
+def scores(
+    connection: sqlite3.Connection,
+    *,
+    name: str | None,
+    persona: str | None,
+    since_ns: int | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Scores, newest first."""
+    conditions: list[str] = ["1 = 1"]
+    params: list[Any] = []
+    for column, value in (("s.name", name), ("s.persona", persona)):
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            params.append(value)
+    if since_ns is not None:
+        conditions.append("s.created_ns >= ?")
+        params.append(since_ns)
+    rows = connection.execute(
+        f"SELECT {_SCORE_FIELDS} FROM scores s WHERE {' AND '.join(conditions)} "
+        "ORDER BY s.created_ns DESC, s.score_id LIMIT ?",
+        [*params, max(int(limit), 0)],
+    )
+    return [_score(row) for row in rows]
+
+
+def trace_scores(connection: sqlite3.Connection, trace_id: str) -> list[dict[str, Any]]:
+    """Every score of one trace (of the trace itself and of its observations), oldest first."""
+    rows = connection.execute(
+        f"SELECT {_SCORE_FIELDS} FROM scores s WHERE s.trace_id = ? "
+        "ORDER BY s.created_ns, s.score_id",
+        (trace_id,),
+    )
+    return [_score(row) for row in rows]
+
+
+@dataclass(slots=True)
+class Mean:
+    """A running mean (and variance) of one score."""
+
+    n: int = 0
+    total: float = 0.0
+    squares: float = 0.0
+
+    def add(self, value: float) -> None:
+        """Count one value."""
+        self.n += 1
+        self.total += value
+        self.squares += value * value
+
+    @property
+    def mean(self) -> float | None:
+        """The mean, or None without values."""
+        return self.total / self.n if self.n else None
+
+    @property
+    def standard_error(self) -> float:
+        """Standard error of the mean (sample variance); infinite below 2 values."""
+        if self.n < 2:
+            return math.inf
+        variance = max((self.squares - self.total * self.total / self.n) / (self.n - 1), 0.0)
+        return math.sqrt(variance / self.n)
+
+    def as_json(self) -> dict[str, Any]:
+        """``{"mean", "n"}``."""
+        mean = self.mean
+        return {"mean": None if mean is None else round(mean, 6), "n": self.n}
+
+
+_SCORE_GROUPS = {
+    "persona": "s.persona",
+    "chatmode": "s.chatmode",
+    "workflow": "coalesce(s.workflow, (SELECT t.workflow FROM traces t "
+    "WHERE t.trace_id = s.trace_id))",
+    "model": "(SELECT o.model FROM observations o WHERE o.span_id = s.observation_id)",
+}
+
+
+def on_scores(filters: Filters) -> tuple[str, list[Any]]:
+    """SQL conditions on numeric scores (alias ``s``) from the filters of a report: the
+    scored work's persona, chatmode, workflow and model; the time the score was given. A score
+    has no status of its own: ``status`` does not apply.
+    """
+    conditions = ["s.value IS NOT NULL"]
+    params: list[Any] = []
+    for column, value in (
+        ("s.persona", filters.persona),
+        ("s.chatmode", filters.chatmode),
+        (_SCORE_GROUPS["workflow"], filters.workflow),
+        (_SCORE_GROUPS["model"], filters.model),
+    ):
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            params.append(value)
+    if filters.since_ns is not None:
+        conditions.append("s.created_ns >= ?")
+        params.append(filters.since_ns)
+    if filters.until_ns is not None:
+        conditions.append("s.created_ns < ?")
+        params.append(filters.until_ns)
+    return " AND ".join(conditions), params
+
+
+def score_means(
+    connection: sqlite3.Connection, by: str, filters: Filters
+) -> dict[Any, dict[str, Mean]]:
+    """Per group: the mean of each numeric (NUMERIC or BOOLEAN) score."""
+    where, params = on_scores(filters)
+    rows = connection.execute(
+        f"SELECT {_SCORE_GROUPS[by]}, s.name, s.value FROM scores s WHERE {where}", params
+    )
+    groups: dict[Any, dict[str, Mean]] = {}
+    for group, name, value in rows:
+        means = groups.setdefault(group, {})
+        mean = means.get(name)
+        if mean is None:
+            mean = means[name] = Mean()
+        mean.add(value)
+    return groups
+
+
+def quality_of(means: dict[str, Mean] | None) -> dict[str, Any]:
+    """A report row's ``scores`` (name → mean and n) and ``gate_pass_rate``."""
+    means = means or {}
+    gate = means.get(QUALITY_GATE)
+    return {
+        "scores": {name: means[name].as_json() for name in sorted(means)},
+        "gate_pass_rate": None if gate is None else gate.as_json()["mean"],
+    }
+
+
+@dataclass(slots=True)
+class _Version:
+    generations: int = 0
+    total_tokens: int = 0
+    cost_usd: float | None = None
+    cost_unknown: int = 0
+    errors: int = 0
+    latencies: list[int] = field(default_factory=list)
+    scores: dict[str, Mean] = field(default_factory=dict)
+
+
+def _numeric_scores(
+    connection: sqlite3.Connection, since_ns: int | None
+) -> tuple[dict[str, list[tuple[str, float]]], dict[str, list[tuple[str, float]]]]:
+    """Numeric scores by observation id, and trace scores by trace id."""
+    where, params = ("", []) if since_ns is None else (" AND created_ns >= ?", [since_ns])
+    by_observation: dict[str, list[tuple[str, float]]] = {}
+    by_trace: dict[str, list[tuple[str, float]]] = {}
+    for trace_id, observation_id, name, value in connection.execute(
+        f"SELECT trace_id, observation_id, name, value FROM scores WHERE value IS NOT NULL{where}",
+        params,
+    ):
+        if observation_id is None:
+            by_trace.setdefault(trace_id, []).append((name, value))
+        else:
+            by_observation.setdefault(observation_id, []).append((name, value))
+    return by_observation, by_trace
+
+
+def prompts_report(
+    connection: sqlite3.Connection,
+    *,
+    persona: str | None,
+    since_ns: int | None,
+    score: str | None,
+    min_samples: int = MIN_SAMPLES,
+) -> dict[str, Any]:
+    """Per prompt × version × persona: generations, tokens, cost, p50/p95 latency, error rate,
+    the mean of each score; and per prompt × persona, the best version on ``score``
+    (``quality_gate`` when present, else the first score by name).
+    """
+    from hypertool.instrumentation.store.queries import percentile
+
+    by_observation, by_trace = _numeric_scores(connection, since_ns)
+    conditions = ["type = 'generation'", "prompt_name IS NOT NULL"]
+    params: list[Any] = []
+    if persona is not None:
+        conditions.append("persona = ?")
+        params.append(persona)
+    if since_ns is not None:
+        conditions.append("start_ns >= ?")
+        params.append(since_ns)
+    groups: dict[tuple[str, int, str], _Version] = {}
+    empty: list[tuple[str, float]] = []
+    for (
+        name,
+        version,
+        who,
+        span_id,
+        parent_id,
+        trace_id,
+        tokens,
+        cost,
+        status,
+        latency,
+    ) in connection.execute(
+        "SELECT prompt_name, prompt_version, persona, span_id, parent_id, trace_id, "
+        "total_tokens, cost_usd, status, end_ns - start_ns FROM observations "
+        f"WHERE {' AND '.join(conditions)}",
+        params,
+    ):
+        key = (name, version, who)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _Version()
+        group.generations += 1
+        group.latencies.append(latency)
+        if tokens:
+            group.total_tokens += tokens
+        if cost is None:
+            group.cost_unknown += 1
+        else:
+            group.cost_usd = cost if group.cost_usd is None else group.cost_usd + cost
+        if status == "error":
+            group.errors += 1
+        for score_name, value in (
+            *by_observation.get(span_id, empty),
+            *(by_observation.get(parent_id, empty) if parent_id else empty),
+            *by_trace.get(trace_id, empty),
+        ):
+            mean = group.scores.get(score_name)
+            if mean is None:
+                mean = group.scores[score_name] = Mean()
+            mean.add(value)
+    names = sorted({name for group in groups.values() for name in group.scores})
+    chosen = score or (QUALITY_GATE if QUALITY_GATE in names else (names[0] if names else None))
+    rows = []
+    for (name, version, who), group in sorted(
+        groups.items(), key=lambda item: (item[0][0], item[0][2] or "", item[0][1] or 0)
+    ):
+        group.latencies.sort()
+        p50 = percentile(group.latencies, 0.50)
+        p95 = percentile(group.latencies, 0.95)
+        rows.append(
+            {
+                "prompt": name,
+                "version": version,
+                "persona": who,
+                "generations": group.generations,
+                "total_tokens": group.total_tokens,
+                "cost_usd": group.cost_usd,
+                "cost_unknown": group.cost_unknown,
+                "errors": group.errors,
+                "error_rate": round(group.errors / group.generations, 6),
+                "p50_ms": None if p50 is None else round(p50 / 1e6, 3),
+                "p95_ms": None if p95 is None else round(p95 / 1e6, 3),
+                "scores": {key: group.scores[key].as_json() for key in sorted(group.scores)},
+            }
+        )
+    return {
+        "score": chosen,
+        "min_samples": min_samples,
+        "rows": rows,
+        "best": _best_versions(groups, chosen, min_samples),
+    }
+
+
+def _best_versions(
+    groups: dict[tuple[str, int, str], _Version], score: str | None, min_samples: int
+) -> list[dict[str, Any]]:
+    """Per prompt × persona, which version scores best on ``score`` (see the module docs)."""
+    by_pair: dict[tuple[str, str], list[tuple[int, Mean]]] = {}
+    for (name, version, who), group in groups.items():
+        by_pair.setdefault((name, who), []).append((version, group.scores.get(score or "", Mean())))
+    answers = []
+    for (name, who), versions in sorted(
+        by_pair.items(), key=lambda item: (item[0][0], item[0][1] or "")
+    ):
+        competing = sorted(
+            ((v, m) for v, m in versions if m.n >= min_samples),
+            key=lambda vm: (-(vm[1].mean or 0.0), vm[0]),
+        )
+        answer: dict[str, Any] = {
+            "prompt": name,
+            "persona": who,
+            "score": score,
+            "versions": len(versions),
+            "best_version": None,
+            "verdict": "",
+        }
+        if score is None:
+            answer["verdict"] = "no scores"
+        elif not competing:
+            answer["verdict"] = f"too few samples (each version needs {min_samples} scored)"
+        else:
+            top_version, top = competing[0]
+            rivals = competing[1:]
+            clear = all(
+                (top.mean or 0.0) - (rival.mean or 0.0)
+                > Z_95 * math.hypot(top.standard_error, rival.standard_error)
+                for _, rival in rivals
+            )
+            if len(competing) < len(versions) and not rivals:
+                answer["best_version"] = top_version
+                answer["verdict"] = "only version with enough samples"
+            elif clear:
+                answer["best_version"] = top_version
+                answer["verdict"] = "best" if rivals else "only version"
+            else:
+                answer["verdict"] = "too close to tell"
+        answers.append(answer)
+    return answers
