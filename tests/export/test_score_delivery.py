@@ -189,6 +189,10 @@ def test_items_a_207_rejects_are_counted_and_reported_once(
         integration.shutdown(0)
     assert len(score_requests(receiver)) == 2  # a 207 is never retried
     assert dropped(registry) == 2
+    # Exactly: each score is counted once, as delivered or as dropped.
+    assert integration.quality.delivery is not None
+    [langfuse] = [p for p in integration.quality.delivery.processors if p.sink == "langfuse"]
+    assert (langfuse.exported, langfuse.dropped) == (4, 2)
     warnings = [r.getMessage() for r in caplog.records if "rejected 1 of 3" in r.getMessage()]
     assert len(warnings) == 1 and "not found" in warnings[0]
 

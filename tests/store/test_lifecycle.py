@@ -84,6 +84,23 @@ def test_a_deleted_store_is_recreated_with_one_warning(
     assert writer.dropped == 0.0
 
 
+def test_scores_follow_a_deleted_store(
+    writer: Writer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "data" / "traces.db"
+    scores = "SELECT count(*) FROM scores"
+    trace = writer.integration.start_trace("t", "backend-engineer")
+    writer.integration.end_trace(trace)
+    writer.integration.score(trace, "helpful", 1.0)
+    assert writer.integration.flush(5) is True and count(path, scores) == 1
+    path.unlink()
+    with caplog.at_level(logging.WARNING):
+        writer.integration.score(trace, "helpful", 0.5)  # a score alone, no span with it
+        assert writer.integration.flush(5) is True
+    assert count(path, scores) == 1  # never "exported" into the unlinked file
+    assert len(moved_warnings(caplog)) == 1
+
+
 def test_a_whole_deleted_directory_is_recreated(writer: Writer, tmp_path: Path) -> None:
     path = tmp_path / "data" / "traces.db"
     writer.calls(3)

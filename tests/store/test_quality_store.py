@@ -286,6 +286,28 @@ def test_scores_table_keeps_what_was_scored_and_a_score_once(db: Path) -> None:
         assert store.stats()["scores"] == 3
 
 
+def test_a_score_batch_abandoned_before_its_commit_is_not_stored(db: Path) -> None:
+    """As for spans: delivery gave up on the batch at exit (and counted it as dropped)."""
+    exporter = StoreExporter(db)
+    scores = [_score("s1", 1, None, "helpful", 1.0, "NUMERIC", "backend-engineer", 1)]
+    asked: list[bool] = []
+
+    def gave_up() -> bool:
+        asked.append(True)
+        return False
+
+    try:
+        assert exporter.export_scores(scores, claim=gave_up) == 1
+        assert asked == [True]
+        with TraceStore(db) as store:
+            assert store.scores() == []
+        assert exporter.export_scores(scores, claim=lambda: True) == 0
+        with TraceStore(db) as store:
+            assert [row["score_id"] for row in store.scores()] == ["s1"]
+    finally:
+        exporter.shutdown()
+
+
 def test_report_gains_score_means_and_the_gate_pass_rate(db: Path) -> None:
     now = time.time_ns()
     made = seed(db, [("backend-engineer", 1, [1.0, 0.5]), ("devops-engineer", 1, [0.0])], now)

@@ -14,11 +14,12 @@ when some were not (those are not retried), 429 and 5xx retried.
 
 from __future__ import annotations
 
+import inspect
 import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -139,27 +140,42 @@ class LangfuseScoreExporter(PublicApi):
         self.close()
 
 
+class _ClaimingSink(Protocol):
+    def export_scores(
+        self, scores: Sequence[Score], claim: Callable[[], bool] | None = None
+    ) -> int: ...
+
+
 class _SinkExporter(SpanExporter):
     """A score sink as the exporter a :class:`DeliveryProcessor` drives (what it hands over
     are scores: the processor never looks inside its items).
+
+    It is a partial exporter (``export_partial``): a sink's count of scores it could not take
+    costs those, not the batch. A sink whose ``export_scores`` takes ``claim=`` (the local
+    store) claims a batch just before committing it, as the store does for spans, so a batch
+    :meth:`DeliveryProcessor.close` gave up on is never both counted as dropped and stored.
     """
 
     def __init__(self, sink: ScoreSink) -> None:
         self.sink = sink
-        self.on_partial: Callable[[int], None] = lambda count: None
+        try:
+            self._claims = "claim" in inspect.signature(sink.export_scores).parameters
+        except (TypeError, ValueError):  # no signature to read: a sink that does not claim
+            self._claims = False
 
-    def export_partial(self, items: Sequence[ReadableSpan]) -> int:
+    def export_partial(self, items: Sequence[ReadableSpan], claim: Callable[[], bool]) -> int:
         """Deliver a batch; how many of it were not delivered."""
         scores = cast("Sequence[Score]", items)
-        return min(max(int(self.sink.export_scores(scores)), 0), len(scores))
+        if self._claims:
+            lost = cast("_ClaimingSink", self.sink).export_scores(scores, claim=claim)
+        else:
+            lost = self.sink.export_scores(scores)
+        return min(max(int(lost), 0), len(scores))
 
     def export(self, items: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Deliver a batch; a part that was not is counted as dropped here."""
-        lost = self.export_partial(items)
-        if lost >= len(items):
+        """Deliver a batch; SUCCESS when all of it was delivered."""
+        if self.export_partial(items, lambda: True):
             return SpanExportResult.FAILURE
-        if lost:
-            self.on_partial(lost)
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
@@ -205,7 +221,6 @@ class ScoreDelivery:
                 on_drop=on_drop,
                 item="score",
             )
-            exporter.on_partial = processor.count_dropped
             self.processors.append(processor)
         self._closed = False
 

@@ -184,7 +184,10 @@ class ScoreSink(Protocol):
     """Where scores go: Langfuse's score API, the local store, a test's list.
 
     The local store is both a span sink and a score sink; scores reach it through this
-    protocol, never as spans.
+    protocol, never as spans. A sink that can still drop a batch until it commits it (the
+    store) takes ``claim=`` in ``export_scores`` as well: it asks ``claim()`` just before the
+    commit and, when that returns False (delivery gave up on the batch at exit and counted it
+    as dropped), commits nothing and returns ``len(scores)``.
     """
 
     def export_scores(self, scores: Sequence[Score]) -> int:

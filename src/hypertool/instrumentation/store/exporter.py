@@ -121,19 +121,7 @@ class StoreExporter(SpanExporter):
             if self._stopped:
                 return len(spans)
             try:
-                if self._store is not None and self._store.moved():
-                    # Deleted, moved or replaced: writing on would "deliver" into a file
-                    # nobody reads. The old file gets what it had; a new one starts here.
-                    logger.warning(
-                        "trace store %s was deleted, moved or replaced while in use: a new "
-                        "store is created there",
-                        self.path,
-                    )
-                    store, self._store = self._store, None
-                    store.close_moved()
-                if self._store is None:
-                    self._store = self._open()
-                written = self._store.write_batch(spans, self.writer, keep=claim)
+                written = self._writing().write_batch(spans, self.writer, keep=claim)
             except BatchAbandoned:
                 return len(spans)
             except Exception as exc:
@@ -169,15 +157,38 @@ class StoreExporter(SpanExporter):
             self._store.close()
             self._store = None
 
-    def export_scores(self, scores: Sequence[Score]) -> int:
-        """Write ``scores`` in one transaction; how many were not written (never raises)."""
+    def _writing(self) -> TraceStore:
+        """The writing connection's store (call with the lock held): opened on first use, and
+        afresh when the file was deleted, moved or replaced.
+        """
+        if self._store is not None and self._store.moved():
+            # Writing on would "deliver" into a file nobody reads. The old file gets what it
+            # had; a new one starts here.
+            logger.warning(
+                "trace store %s was deleted, moved or replaced while in use: a new store is "
+                "created there",
+                self.path,
+            )
+            store, self._store = self._store, None
+            store.close_moved()
+        if self._store is None:
+            self._store = self._open()
+        return self._store
+
+    def export_scores(
+        self, scores: Sequence[Score], claim: Callable[[], bool] | None = None
+    ) -> int:
+        """Write ``scores`` in one transaction; how many were not written (never raises).
+
+        ``claim()`` is asked just before the commit, as for spans (see :meth:`export_partial`).
+        """
         with self._lock:
             if self._stopped:
                 return len(scores)
             try:
-                if self._store is None:
-                    self._store = self._open()
-                self.exported_scores += self._store.write_scores(scores)
+                self.exported_scores += self._writing().write_scores(scores, keep=claim)
+            except BatchAbandoned:
+                return len(scores)
             except Exception as exc:
                 self._failed(exc, "scores")
                 return len(scores)

@@ -315,23 +315,33 @@ class TraceStore:
                 logger.debug("trace store purge failed: %s", exc)
         return Written([observation for observation, _, _ in written], rejected)
 
-    def write_scores(self, scores: Sequence[Score]) -> int:
+    def write_scores(
+        self, scores: Sequence[Score], *, keep: Callable[[], bool] | None = None
+    ) -> int:
         """Store scores in one transaction; a score stored before (same id) is replaced.
+
+        Args:
+            scores: The scores.
+            keep: See :meth:`write_spans`.
 
         Returns:
             The number of scores written.
 
         Raises:
             StoreError: The batch could not be written (nothing of it was).
+            BatchAbandoned: ``keep`` said no (nothing of it was written).
 
         """
+        self._writable()
         rows = [quality.score_row(score, self.max_field_chars) for score in scores]
+
+        def write(connection: sqlite3.Connection) -> None:
+            quality.INSERT_SCORE.run(connection, rows)
+            if keep is not None and not keep():
+                raise BatchAbandoned
+
         if rows:
-            self._run(
-                lambda connection: in_transaction(
-                    connection, lambda conn: quality.INSERT_SCORE.run(conn, rows)
-                )
-            )
+            self._run(lambda connection: in_transaction(connection, write))
         return len(rows)
 
     def record_prompt_version(self, name: str, kind: str, prompt: str, config: str) -> int:
