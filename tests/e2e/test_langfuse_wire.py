@@ -1139,7 +1139,7 @@ async def test_environment_release_and_sdk_on_every_observation(
     # The argument wins over the environment.
     langfuse = with_store(make_integration, receiver, store_path, release="v2.0.0")
     workflow = WorkflowTracer("release", langfuse=langfuse, persona="devops-engineer")
-    with workflow, workflow.stage("build", "backend-engineer"):
+    with workflow, workflow.stage("build", "backend-engineer") as stage:
         langfuse.create_generation(
             workflow.trace,  # type: ignore[arg-type]
             "g",
@@ -1154,6 +1154,11 @@ async def test_environment_release_and_sdk_on_every_observation(
     for span in spans:
         assert span.attributes[ENVIRONMENT] == "staging"
         assert span.attributes[RELEASE] == "v2.0.0"
+    # Scores carry the environment too (langfuse's SDK sends it on each score).
+    [gate] = [item for body in receiver.json_requests("/api/public/scores") for item in body]
+    assert stage.span is not None
+    assert (gate["name"], gate["environment"]) == ("quality_gate", "staging")
+    assert gate["traceId"] == stage.span.langfuse_trace_id
     for request in receiver.trace_requests():
         assert request.header("x-langfuse-sdk-name") == "hypertool-instrumentation"
         assert request.header("x-langfuse-sdk-version") == request.spans()[0].scope_version

@@ -282,9 +282,13 @@ async def test_release_workflow_sends_prompt_links_and_quality_gates(
     assert sorted((g["observationId"], g["value"], g["dataType"]) for g in gates) == sorted(
         (stage_spans[stage.key].span_id, 1.0, "BOOLEAN") for stage in stages
     )
-    assert all(g["traceId"] == result.trace_id for g in gates)
+    # Each stage is a Langfuse trace of its own: its gate goes to that trace, as Langfuse got it.
+    by_span = {s.span_id: s for s in receiver.spans()}
+    assert all(g["traceId"] == by_span[g["observationId"]].trace_id for g in gates)
+    assert result.trace_id not in {g["traceId"] for g in gates}
     on_topic = [item for item in scores(receiver) if item["name"] == "on_topic"]
     assert sorted(item["observationId"] for item in on_topic) == sorted(g.span_id for g in wire)
+    assert all(item["traceId"] == by_span[item["observationId"]].trace_id for item in on_topic)
     # The same scores, with their personas, in the store.
     with TraceStore(store_path, create=False) as store:
         stored = store.scores(name="quality_gate")

@@ -94,10 +94,12 @@ def test_scores_on_a_trace_a_stage_and_a_generation_reach_langfuse(
         "timestamp": items["helpful"]["timestamp"],
     }
     assert items["quality_gate"]["observationId"] == stage.span_id
-    assert items["quality_gate"]["traceId"] == trace.trace_id
+    # A stage is a Langfuse trace of its own: its score (and its generation's) go there.
+    assert items["quality_gate"]["traceId"] == stage.langfuse_trace_id != trace.trace_id
     assert items["quality_gate"]["value"] == 0.0 and items["quality_gate"]["dataType"] == "BOOLEAN"
     assert items["quality_gate"]["metadata"] == {"reviewer": "ci", "tries": 2}
     assert items["tone"]["observationId"] == generation.generation_id
+    assert items["tone"]["traceId"] == stage.langfuse_trace_id
     assert items["tone"]["dataType"] == "CATEGORICAL" and items["tone"]["configId"] == "cfg-1"
     assert items["note"]["timestamp"] == "2025-03-04T05:06:07.123456Z"
     assert items["note"]["observationId"] == generation.generation_id
@@ -108,6 +110,8 @@ def test_scores_on_a_trace_a_stage_and_a_generation_reach_langfuse(
     spans = {s.span_id: s for s in receiver.spans()}
     assert spans[stage.span_id].name == "publish"
     assert spans[generation.generation_id].name == "answer"
+    for item in (items["quality_gate"], items["tone"]):
+        assert item["traceId"] == spans[item["observationId"]].trace_id
     request = score_requests(receiver)[0]
     token = base64.b64encode(f"{PK}:{SK}".encode()).decode()
     assert request.header("Authorization") == f"Basic {token}"

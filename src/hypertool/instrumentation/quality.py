@@ -142,7 +142,9 @@ class Quality:
             counter = dropped_scores_counter(metrics_registry)
             for sink in sinks:
                 counter.labels(sink)
-        self.recorder = ScoreRecorder(clean, self.delivery.submit if self.delivery else None)
+        self.recorder = ScoreRecorder(
+            clean, self.delivery.submit if self.delivery else None, settings.environment
+        )
         directories = [Path(settings.prompts_dir).expanduser()] if settings.prompts_dir else []
         self.prompts = PromptManager(
             api,

@@ -256,7 +256,7 @@ class GenerationContext:
 
     Attributes:
         generation_id: 16-hex span id of the generation ("" when not recorded).
-        trace_id: Trace it belongs to.
+        trace_id: Trace it belongs to (the OpenTelemetry trace, the local store's).
         name: Generation name.
         model: Model name.
         persona: Persona that made the call.
@@ -267,6 +267,9 @@ class GenerationContext:
         chatmode: Chatmode of the call.
         workflow: Workflow of the enclosing stage, or "".
         stage: The enclosing stage, or "".
+        langfuse_trace_id: The Langfuse trace it is in, when it is not ``trace_id``: a call
+            inside a span with a persona of its own (a stage) is in that span's Langfuse
+            trace (see :attr:`SpanContext.langfuse_trace_id`).
 
     """
 
@@ -282,6 +285,7 @@ class GenerationContext:
     chatmode: str = ""
     workflow: str = ""
     stage: str = ""
+    langfuse_trace_id: str = ""
 
 
 class PendingGeneration:

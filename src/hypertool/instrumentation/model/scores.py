@@ -119,7 +119,8 @@ class Score:
 
     Attributes:
         score_id: 16-hex id (or the caller's own, for idempotent updates).
-        trace_id: The 32-hex trace scored (or whose observation is scored).
+        trace_id: The 32-hex trace scored (or whose observation is scored), as the local
+            store and OpenTelemetry know it.
         name: Score name (``quality_gate``, ``relevance``…).
         value: A float for NUMERIC and BOOLEAN (1.0/0.0), a string for CATEGORICAL and TEXT.
         data_type: ``NUMERIC``, ``BOOLEAN``, ``CATEGORICAL`` or ``TEXT``.
@@ -133,6 +134,8 @@ class Score:
         chatmode: Chatmode of what was scored.
         workflow: Workflow of what was scored.
         stage: Workflow stage of what was scored.
+        langfuse_trace_id: The Langfuse trace scored, when it is not ``trace_id``: a workflow
+            stage (and what runs in it) is a Langfuse trace of its own.
 
     """
 
@@ -151,6 +154,7 @@ class Score:
     chatmode: str = ""
     workflow: str = ""
     stage: str = ""
+    langfuse_trace_id: str | None = None
 
     @property
     def numeric(self) -> float | None:
@@ -162,7 +166,10 @@ class Score:
         """The item of the ``POST /api/public/scores`` body: langfuse 5.0.4's field names and
         order, with None fields left out.
         """
-        item: dict[str, Any] = {"id": self.score_id, "traceId": self.trace_id}
+        item: dict[str, Any] = {
+            "id": self.score_id,
+            "traceId": self.langfuse_trace_id or self.trace_id,
+        }
         if self.observation_id is not None:
             item["observationId"] = self.observation_id
         item["name"] = self.name

@@ -113,7 +113,7 @@ class GenerationRecorder:
         else:
             self.budgets.record(context.persona, g.usage.total, cost_usd)
         name = repaired(g.name)
-        span_id = ""
+        span_id = langfuse_trace_id = ""
         trace_id = trace.trace_id if trace is not None else ""
         if self.tracer is not None and (trace is None or trace.span is not trace_api.INVALID_SPAN):
             parent = (
@@ -122,6 +122,9 @@ class GenerationRecorder:
                 else (context.parent.span if context.parent is not None else trace.span)
             )
             attributes = self._attributes(g, cost)
+            # In a stage, the call is in the stage's Langfuse trace (the Langfuse sink re-keys
+            # the span by this attribute).
+            stage_trace = attributes.get(attr.LANGFUSE_TRACE_ID)
             status = "error" if message else "success"
             if self.finished is not None:
                 parent_context = None if parent is None else parent.get_span_context()
@@ -147,6 +150,8 @@ class GenerationRecorder:
                 finish(span, status, error, self.clean, end_ns=g.end_ns)
             span_id = format(span_context.span_id, "016x")
             trace_id = format(span_context.trace_id, "032x")
+            if isinstance(stage_trace, str) and stage_trace != trace_id:
+                langfuse_trace_id = stage_trace
         elif not trace_id:
             trace_id = format(getrandbits(128), "032x")
         record = GenerationRecord(
@@ -181,6 +186,7 @@ class GenerationRecorder:
             chatmode=context.chatmode,
             workflow=context.workflow,
             stage=context.stage,
+            langfuse_trace_id=langfuse_trace_id,
         )
 
     def _attributes(self, g: GenerationInput, cost: Cost | None) -> dict[str, Any]:

@@ -3,8 +3,11 @@ knows, the persona and chatmode of what was scored, and a masked comment and met
 
 Runs on the recorder thread (the caller only checked the value and handed the rest over).
 :func:`score_target` is the one place that maps a handle to Langfuse's ids: it reads the ids of
-the OpenTelemetry span behind the handle, which is what every sink received, so the mapping
-of workflows to Langfuse traces can change without touching anything else here.
+the OpenTelemetry span behind the handle, which is what every sink received, and the Langfuse
+trace the span is in. A workflow stage (a span with a persona of its own) and what runs in it
+are a Langfuse trace of their own (see :mod:`~hypertool.instrumentation.export.langfuse`), so
+their scores go to that Langfuse trace, while the local store keeps the OpenTelemetry trace id
+its rows are joined by.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ class ScoreTarget:
     """Where a score goes, and whose work it scores.
 
     Attributes:
-        trace_id: Langfuse trace id (32 hex).
+        trace_id: OpenTelemetry trace id (32 hex), the local store's.
         observation_id: Langfuse observation id (16 hex), None for the trace itself.
         delivered: False when what is scored reached no sink (nothing to attach the score to
             there; listeners are still told).
@@ -56,6 +59,7 @@ class ScoreTarget:
         chatmode: Its chatmode.
         workflow: Its workflow.
         stage: Its stage.
+        langfuse_trace_id: The Langfuse trace, when it is not ``trace_id`` (a stage's).
 
     """
 
@@ -66,6 +70,7 @@ class ScoreTarget:
     chatmode: str = ""
     workflow: str = ""
     stage: str = ""
+    langfuse_trace_id: str | None = None
 
 
 def _span_ids(span: trace_api.Span) -> tuple[str, str] | None:
@@ -91,14 +96,16 @@ def score_target(
     if isinstance(handle, SpanContext):
         ids = _span_ids(handle.span)
         metadata = handle.metadata
+        trace_id = ids[0] if ids is not None else handle.trace.trace_id
         return ScoreTarget(
-            ids[0] if ids is not None else handle.trace.trace_id,
+            trace_id,
             ids[1] if ids is not None else handle.span_id,
             ids is not None,
             handle.persona,
             handle.trace.chatmode,
             str(metadata.get("workflow", "")),
             str(metadata.get("stage", "")),
+            _other(handle.langfuse_trace_id, trace_id),
         )
     return ScoreTarget(
         handle.trace_id,
@@ -108,7 +115,13 @@ def score_target(
         handle.chatmode,
         handle.workflow,
         handle.stage,
+        _other(handle.langfuse_trace_id, handle.trace_id),
     )
+
+
+def _other(langfuse_trace_id: str, trace_id: str) -> str | None:
+    """The Langfuse trace id when it differs from the OpenTelemetry one, else None."""
+    return langfuse_trace_id if langfuse_trace_id and langfuse_trace_id != trace_id else None
 
 
 class ScoreRecorder:
@@ -120,12 +133,20 @@ class ScoreRecorder:
     Args:
         clean: Masks and caps every text before it leaves the process.
         submit: Hands a score to every score sink; None when there is none.
+        environment: The Langfuse tracing environment every score carries, as every
+            observation does (``LANGFUSE_TRACING_ENVIRONMENT``); None when unset.
 
     """
 
-    def __init__(self, clean: Callable[[str], str], submit: Callable[[Score], None] | None) -> None:
+    def __init__(
+        self,
+        clean: Callable[[str], str],
+        submit: Callable[[Score], None] | None,
+        environment: str | None = None,
+    ) -> None:
         self.clean = clean
         self.submit = submit
+        self.environment = environment
         self.listeners: list[ScoreListener] = []
         self._parked = 0
         self._epoch = 0
@@ -195,10 +216,12 @@ class ScoreRecorder:
             comment=self._comment(options.get("comment")),
             metadata=self._metadata(name, options.get("metadata")),
             config_id=options.get("config_id"),
+            environment=self.environment,
             persona=target.persona,
             chatmode=target.chatmode,
             workflow=target.workflow,
             stage=target.stage,
+            langfuse_trace_id=target.langfuse_trace_id,
         )
         if target.delivered and self.submit is not None:
             self.submit(score)
