@@ -270,6 +270,11 @@ def test_filters_by_environment_and_release(
         "backend-engineer": 11,
         "devops-engineer": 21,
     }
+    # Scores are of their trace's deployment: each persona's one production gate.
+    assert {r["group"]: r["scores"]["quality_gate"]["n"] for r in report["rows"]} == {
+        "backend-engineer": 1,
+        "devops-engineer": 1,
+    }
     gens = run_json(capsys, "generations", "--environment", "staging", "--release", "v2")
     assert {g["trace_id"] for g in gens["generations"]} == {deployments["staging"]}
     code, out, _ = run(capsys, "report", "--environment", "qa")
@@ -296,6 +301,17 @@ def test_trace_by_a_stages_langfuse_id(
     whole = run_json(capsys, "trace", deployments["staging"])
     assert (whole["name"], whole["total_tokens"], whole["generations"]) == ("wf-staging", 32, 2)
     assert whole["langfuse_trace_id"] == deployments["staging"]
+    # Each stage's quality gate is on its node; a stage shows its own scores only.
+    (stage,) = tree["children"]
+    assert [(s["name"], s["persona"]) for s in stage["scores"]] == [
+        ("quality_gate", "devops-engineer")
+    ]
+    assert tree["scores"] == []
+    (root,) = whole["children"]
+    assert {node["name"]: [s["name"] for s in node["scores"]] for node in root["children"]} == {
+        "plan": ["quality_gate"],
+        "ship": ["quality_gate"],
+    }
 
 
 # -- generations -------------------------------------------------------------------------

@@ -139,15 +139,19 @@ class Filters:
         if self.workflow is not None:
             conditions.append(f"{WORKFLOW_OF_GENERATION.format(o=alias)} = ?")
             params.append(self.workflow)
+        deployment, values = self.on_deployment(f"{alias}.trace_id")
+        return " AND ".join([*conditions, *deployment]), params + values
+
+    def on_deployment(self, trace_id: str) -> tuple[list[str], list[Any]]:
+        """The conditions on environment and release of the trace whose id is in the column
+        ``trace_id`` (none when neither is set), and their parameters.
+        """
         deployment, values = self._equal("d", ("environment", "release"))
-        if deployment:
-            # Kept per trace: the small traces table is searched, never the wide rows.
-            where = " AND ".join(deployment)
-            conditions.append(
-                f"{alias}.trace_id IN (SELECT d.trace_id FROM traces d WHERE {where})"
-            )
-            params += values
-        return " AND ".join(conditions), params
+        if not deployment:
+            return [], []
+        # Kept per trace: the small traces table is searched, never the wide rows.
+        where = " AND ".join(deployment)
+        return [f"{trace_id} IN (SELECT d.trace_id FROM traces d WHERE {where})"], values
 
     def on_traces(self, alias: str = "t") -> tuple[str, list[Any]]:
         """SQL conditions on the ``traces`` table and their parameters."""

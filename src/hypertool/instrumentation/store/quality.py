@@ -137,12 +137,15 @@ def scores(
     return [_score(row) for row in rows]
 
 
-def trace_scores(connection: sqlite3.Connection, trace_id: str) -> list[dict[str, Any]]:
-    """Every score of one trace (of the trace itself and of its observations), oldest first."""
+def trace_scores(connection: sqlite3.Connection, *trace_ids: str) -> list[dict[str, Any]]:
+    """Every score of these traces (of each trace itself and of its observations), oldest
+    first.
+    """
     rows = connection.execute(
-        f"SELECT {_SCORE_FIELDS} FROM scores s WHERE s.trace_id = ? "
+        f"SELECT {_SCORE_FIELDS} FROM scores s "
+        f"WHERE s.trace_id IN ({', '.join('?' * len(trace_ids))}) "
         "ORDER BY s.created_ns, s.score_id",
-        (trace_id,),
+        trace_ids,
     )
     return [_score(row) for row in rows]
 
@@ -191,8 +194,8 @@ _SCORE_GROUPS = {
 
 def on_scores(filters: Filters) -> tuple[str, list[Any]]:
     """SQL conditions on numeric scores (alias ``s``) from the filters of a report: the
-    scored work's persona, chatmode, workflow and model; the time the score was given. A score
-    has no status of its own: ``status`` does not apply.
+    scored work's persona, chatmode, workflow and model, its trace's environment and release;
+    the time the score was given. A score has no status of its own: ``status`` does not apply.
     """
     conditions = ["s.value IS NOT NULL"]
     params: list[Any] = []
@@ -211,7 +214,8 @@ def on_scores(filters: Filters) -> tuple[str, list[Any]]:
     if filters.until_ns is not None:
         conditions.append("s.created_ns < ?")
         params.append(filters.until_ns)
-    return " AND ".join(conditions), params
+    deployment, values = filters.on_deployment("s.trace_id")
+    return " AND ".join([*conditions, *deployment]), params + values
 
 
 def score_means(

@@ -460,7 +460,8 @@ class TraceStore:
 
         ``trace_id`` may be a prefix of at least 8 hex digits, or the Langfuse trace id of a
         workflow stage (the stage is shown). Each node has its ``scores``; the trace's own (and
-        those of observations not in the store) are its ``scores``.
+        those of observations not in the store) are its ``scores``. A stage shows only its own
+        scores: those of its nodes, and those given to its Langfuse trace id.
 
         Raises:
             ValueError: ``trace_id`` is not hexadecimal or shorter than 8 digits.
@@ -477,8 +478,18 @@ class TraceStore:
             for node in nodes:
                 node["scores"] = by_node.setdefault(node["span_id"], [])
             tree["scores"] = []
-            for score in quality.trace_scores(connection, tree["trace_id"]):
-                by_node.get(score["observation_id"] or "", tree["scores"]).append(score)
+            stage = tree["langfuse_trace_id"]
+            if stage == tree["trace_id"]:
+                for score in quality.trace_scores(connection, tree["trace_id"]):
+                    by_node.get(score["observation_id"] or "", tree["scores"]).append(score)
+                return tree
+            # A stage (its own Langfuse trace): the workflow's other scores are not its.
+            for score in quality.trace_scores(connection, tree["trace_id"], stage):
+                node_scores = by_node.get(score["observation_id"] or "")
+                if node_scores is not None:
+                    node_scores.append(score)
+                elif score["trace_id"] == stage:
+                    tree["scores"].append(score)
             return tree
 
         return self._run(read)
