@@ -26,6 +26,7 @@ from hypertool.instrumentation import (
     ObservableLLM,
     Persona,
     PersonaRegistry,
+    last_generation,
     observe_llm,
 )
 
@@ -134,6 +135,25 @@ def test_a_failed_or_unrecorded_call_gives_its_reservation_back(
     del reservation
     assert integration.budgets.reserved("capped") == 0
     assert integration.budgets.used("capped") == TOKENS  # the failed call used nothing
+
+
+def test_a_call_whose_recording_fails_gives_its_reservation_back_at_once(
+    integration: LangfuseIntegration, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """last_generation() holds the call until the next one: its reservation must not wait."""
+    llm = ObservableLLM(lambda prompt: response(), model="gpt-4o", langfuse=integration)
+    llm("warm-up", persona="capped")
+    integration.drain()  # recorded before recording breaks
+
+    def broken(generation: Any) -> Any:
+        raise RuntimeError("recording failed")
+
+    monkeypatch.setattr(integration, "record", broken)
+    llm("p", persona="capped")
+    integration.drain()
+    assert last_generation() is not None and last_generation().recorded is None  # type: ignore[union-attr]
+    assert integration.budgets.reserved("capped") == 0
+    assert integration.budgets.used("capped") == TOKENS  # the warm-up only
 
 
 def run_workers(

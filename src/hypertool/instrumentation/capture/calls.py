@@ -63,9 +63,14 @@ class Call(PendingGeneration):
         self.start_ns = time.time_ns()
 
     def release(self) -> None:
-        """Recorded: keep only the handle's part. :func:`last_generation` may hold this call
-        until the next one, and must not keep the integration (or the prompt) alive.
+        """Recorded (or recording failed): keep only the handle's part. :func:`last_generation`
+        may hold this call until the next one, and must not keep the integration (or the
+        prompt) alive, nor a budget reservation recording did not settle: that is given back
+        (a settled one is left as it is).
         """
+        if self.reservation is not None:
+            self.reservation.release()
+            self.reservation = None
         del self.target, self.context, self.prompt, self.metadata
 
 
@@ -253,7 +258,11 @@ class CallRecorder:
 
     def complete_stream(self, call: Call, outcome: StreamOutcome) -> None:
         """Record a generator's generation."""
-        completion, usage = summarize_items(outcome.items, self.stream_providers)
+        try:
+            completion, usage = summarize_items(outcome.items, self.stream_providers)
+        except BaseException:
+            call.release()
+            raise
         self.complete(
             call,
             completion,
@@ -276,36 +285,38 @@ class CallRecorder:
         completion_start_ns: int | None = None,
     ) -> None:
         """Record the generation."""
-        prompt = text_of(call.prompt)
-        # A failed call returned no usage and is normally not billed: 0 tokens, marked estimated.
-        usage = (
-            Usage(0, 0, True)
-            if error is not None
-            else complete_usage(provider_usage, prompt, completion)
-        )
-        generation = call.target.record(
-            GenerationInput(
-                context=call.context,
-                name=self.name,
-                model=self.model,
-                prompt=prompt,
-                completion=completion,
-                usage=usage,
-                start_ns=call.start_ns,
-                end_ns=end_ns,
-                error=error,
-                metadata=call.metadata,
-                model_parameters=self.model_parameters,
-                completion_start_ns=completion_start_ns,
-                attributes=extra or None,
-                reservation=call.reservation,
-                prompt_link=call.link or find_link(call.prompt),
+        try:
+            prompt = text_of(call.prompt)
+            # A failed call returned no usage and is normally not billed: 0 tokens, estimated.
+            usage = (
+                Usage(0, 0, True)
+                if error is not None
+                else complete_usage(provider_usage, prompt, completion)
             )
-        )
-        call.resolve(generation)
-        if self.scorers and error is None:
-            run_scorers(self.scorers, call.target, generation, call.prompt, completion)
-        call.release()
+            generation = call.target.record(
+                GenerationInput(
+                    context=call.context,
+                    name=self.name,
+                    model=self.model,
+                    prompt=prompt,
+                    completion=completion,
+                    usage=usage,
+                    start_ns=call.start_ns,
+                    end_ns=end_ns,
+                    error=error,
+                    metadata=call.metadata,
+                    model_parameters=self.model_parameters,
+                    completion_start_ns=completion_start_ns,
+                    attributes=extra or None,
+                    reservation=call.reservation,
+                    prompt_link=call.link or find_link(call.prompt),
+                )
+            )
+            call.resolve(generation)
+            if self.scorers and error is None:
+                run_scorers(self.scorers, call.target, generation, call.prompt, completion)
+        finally:
+            call.release()
 
 
 def prompt_of(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:

@@ -186,15 +186,35 @@ class Call(PendingGeneration):
 
     # -- on the recorder thread ------------------------------------------------------------
     def _record_response(self, response: Any, end_ns: int) -> None:
-        self._record(self.provider.response(response), None, end_ns, {})
+        try:
+            self._record(self.provider.response(response), None, end_ns, {})
+        finally:
+            self._release()
 
     def _record_failure(self, error: BaseException, end_ns: int) -> None:
-        self._record(None, error, end_ns, error_attributes(error))
+        try:
+            self._record(None, error, end_ns, error_attributes(error))
+        finally:
+            self._release()
 
     def _record_stream(self, outcome: StreamOutcome) -> None:
-        summary = self.provider.chunks(outcome.items)
-        extra = stream_attributes(outcome, complete=summary.complete)
-        self._record(summary, outcome.error, outcome.end_ns, extra, outcome.first_token_ns)
+        try:
+            summary = self.provider.chunks(outcome.items)
+            extra = stream_attributes(outcome, complete=summary.complete)
+            self._record(summary, outcome.error, outcome.end_ns, extra, outcome.first_token_ns)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Recorded (or recording failed): :func:`last_generation` may hold this call until
+        the next one; it must not keep the integration (or the prompt) alive, nor a budget
+        reservation recording did not settle: that is given back (a settled one is left as
+        it is).
+        """
+        if self.reservation is not None:
+            self.reservation.release()
+            self.reservation = None
+        self.target = self.context = self.prompt = None
 
     def _record(
         self,
@@ -243,9 +263,6 @@ class Call(PendingGeneration):
             )
         )
         self.resolve(generation)
-        # Recorded: last_generation() may hold this call until the next one; it must not keep
-        # the integration (or the prompt) alive.
-        self.target = self.context = self.prompt = None
 
 
 # -- patching -------------------------------------------------------------------------------
