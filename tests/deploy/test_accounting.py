@@ -30,10 +30,12 @@ def processor(integration: LangfuseIntegration, sink: str) -> DeliveryProcessor:
     return next(p for p in integration.pipeline.processors if p.sink == sink)
 
 
-def wait_for_thread_end(prefix: str, timeout: float = 10.0) -> None:
+def wait_for_thread_end(name: str, timeout: float = 10.0) -> None:
+    # The sink's span export thread, by its exact name: not its score thread (``…-scores``),
+    # which lives as long as its integration.
     deadline = time.monotonic() + timeout
-    while any(t.name.startswith(prefix) for t in threading.enumerate()):
-        assert time.monotonic() < deadline, f"{prefix} still running"
+    while any(t.name == name for t in threading.enumerate()):
+        assert time.monotonic() < deadline, f"{name} still running"
         time.sleep(0.01)
 
 
