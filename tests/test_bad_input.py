@@ -731,3 +731,66 @@ def test_lone_surrogates_cost_one_character_never_a_batch(
         connection.close()
     assert count == 41
     assert "prompt \ufffd" in text and "m \ufffd" in text
+
+
+def test_lone_surrogates_in_scores_cost_one_character_never_a_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for scores: a lone surrogate in a score's name, id, config id, comment,
+    metadata key or value, or in the workflow and stage it scores (and in the name of the
+    stage's Langfuse trace), is repaired before Langfuse (JSON) and the store (SQLite); the
+    other scores and spans of the batch are delivered with it.
+    """
+    from hypertool.instrumentation import WorkflowTracer
+    from hypertool.instrumentation.store import TraceStore
+    from support.loopback import LoopbackOTLP
+
+    store = tmp_path / "traces.db"
+    monkeypatch.setenv("HYPERTOOL_STORE", str(store))
+    registry = CollectorRegistry()
+    with LoopbackOTLP(200) as receiver:
+        integration = LangfuseIntegration(
+            "pk-lf-x", "sk-lf-x", host=receiver.url, metrics_registry=registry
+        )
+        try:
+            workflow = WorkflowTracer(f"flow {BAD}", langfuse=integration)
+            with workflow, workflow.stage(f"stage {BAD}", "backend-engineer") as stage:
+                stage.score("fine", 1.0)
+                stage.score(
+                    f"name {BAD}",
+                    f"value {BAD}",
+                    comment=f"comment {BAD}",
+                    metadata={f"key {BAD}": f"meta {BAD}"},
+                    config_id=f"config {BAD}",
+                    score_id=f"id {BAD}",
+                )
+            assert integration.flush(timeout=10) is True
+        finally:
+            integration.shutdown(timeout=5)
+        sent = [item for body in receiver.json_requests("/api/public/scores") for item in body]
+        spans = receiver.spans()
+    for kind in ("spans", "scores"):
+        dropped = {
+            sink: registry.get_sample_value(
+                f"hypertool_export_dropped_{kind}_total", {"sink": sink}
+            )
+            for sink in ("langfuse", "store")
+        }
+        assert dropped == {"langfuse": 0.0, "store": 0.0}
+    # The stage's Langfuse trace is named after the workflow and the stage, both repaired.
+    assert {s.attributes[attr.TRACE_NAME] for s in spans} == {
+        "flow \ufffd",
+        "flow \ufffd/stage \ufffd",
+    }
+    assert sorted(item["name"] for item in sent) == ["fine", "name \ufffd", "quality_gate"]
+    bad = next(item for item in sent if item["name"] == "name \ufffd")
+    assert (bad["id"], bad["configId"], bad["value"]) == (
+        "id \ufffd",
+        "config \ufffd",
+        "value \ufffd",
+    )
+    assert bad["metadata"] == {"key \ufffd": "meta \ufffd"} and bad["comment"] == "comment \ufffd"
+    with TraceStore(store, create=False) as opened:
+        stored = {row["name"]: row for row in opened.scores()}
+    assert sorted(stored) == ["fine", "name \ufffd", "quality_gate"]
+    assert (stored["fine"]["workflow"], stored["fine"]["stage"]) == ("flow \ufffd", "stage \ufffd")

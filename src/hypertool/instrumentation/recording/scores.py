@@ -37,6 +37,7 @@ from hypertool.instrumentation.model.scores import (
     is_trace_id,
 )
 from hypertool.instrumentation.model.usage import text_of
+from hypertool.instrumentation.recording.spans import repaired
 
 ScoreHandle = TraceContext | SpanContext | GenerationContext | PendingGeneration | str
 """What can be scored: a trace, a span or stage, a generation (recorded, or pending), or a
@@ -205,22 +206,25 @@ class ScoreRecorder:
             target = ScoreTarget(handle, options.get("observation_id"), True)
         else:
             target = score_target(handle, options.get("observation_id"))
+        config_id = options.get("config_id")
+        # Bad text (a lone surrogate) costs one character, never the score's batch: the
+        # texts not masked below (which repairs them) are repaired here.
         score = Score(
-            score_id=score_id,
+            score_id=repaired(score_id),
             trace_id=target.trace_id,
-            name=name,
+            name=repaired(name),
             value=self.clean(value)[:MAX_COMMENT_CHARS] if isinstance(value, str) else value,
             data_type=data_type,
             timestamp_ns=timestamp_ns,
             observation_id=target.observation_id,
             comment=self._comment(options.get("comment")),
             metadata=self._metadata(name, options.get("metadata")),
-            config_id=options.get("config_id"),
+            config_id=None if config_id is None else repaired(config_id),
             environment=self.environment,
-            persona=target.persona,
-            chatmode=target.chatmode,
-            workflow=target.workflow,
-            stage=target.stage,
+            persona=repaired(target.persona),
+            chatmode=repaired(target.chatmode),
+            workflow=repaired(target.workflow),
+            stage=repaired(target.stage),
             langfuse_trace_id=target.langfuse_trace_id,
         )
         if target.delivered and self.submit is not None:
@@ -245,10 +249,11 @@ class ScoreRecorder:
             return {"value": self.clean(text_of(metadata))[:MAX_METADATA_CHARS]}
         cleaned: dict[str, Any] = {}
         for key, item in list(metadata.items())[:MAX_METADATA_KEYS]:
+            text_key = repaired(str(key))
             if item is None or isinstance(item, bool | int | float):
-                cleaned[str(key)] = item
+                cleaned[text_key] = item
             else:
-                cleaned[str(key)] = self.clean(item if isinstance(item, str) else text_of(item))
+                cleaned[text_key] = self.clean(item if isinstance(item, str) else text_of(item))
         text = json.dumps(cleaned, ensure_ascii=False, default=str)
         if len(metadata) > MAX_METADATA_KEYS or len(text) > MAX_METADATA_CHARS:
             logger.debug("score %r: metadata cut to %d characters", name, MAX_METADATA_CHARS)

@@ -145,7 +145,7 @@ class TraceRecorder:
         metadata["workflow_trace_id"] = trace.trace_id
         stage_attrs = {
             **root,
-            attr.TRACE_NAME: f"{trace.name}/{name}",
+            attr.TRACE_NAME: f"{trace.name}/{repaired(name)}",
             attr.USER_ID: persona,
             attr.TRACE_METADATA: json.dumps(metadata, ensure_ascii=False),
             attr.LANGFUSE_TRACE_ID: lf_trace_id,
