@@ -365,7 +365,7 @@ def test_retention_deletes_old_scores(db: Path) -> None:
                 _score("new", 1, None, "x", 1.0, "NUMERIC", "p", time.time_ns()),
             ]
         )
-        store._run(
+        store.run(
             lambda c: c.execute(  # a trace old enough that purge runs
                 "INSERT INTO traces (trace_id, start_ns, end_ns, status) "
                 "VALUES ('aa', ?, ?, 'success')",

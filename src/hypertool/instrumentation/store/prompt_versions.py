@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from hypertool.instrumentation.store.schema import in_transaction
+from hypertool.instrumentation.store.values import iso
 
 
 def digest(kind: str, prompt: str, config: str) -> str:
@@ -53,8 +54,6 @@ def record(connection: sqlite3.Connection, name: str, kind: str, prompt: str, co
 
 
 def _version(row: Any) -> dict[str, Any]:
-    from hypertool.instrumentation.store.queries import iso
-
     name, version, kind, prompt, config, created = row
     return {
         "name": name,

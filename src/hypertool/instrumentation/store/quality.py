@@ -1,5 +1,5 @@
-"""Scores in the trace store: writing them, listing them, their means per group and per
-trace, and the prompt × version × persona report (``hypertool prompts``).
+"""Quality: the means of scores per group (``hypertool report``'s ``scores`` and
+``gate_pass_rate``), and the prompt × version × persona report (``hypertool prompts``).
 
 A generation's scores are the scores given to it, to the stage (span) it ran in, and to its
 trace: Langfuse shows generation and trace scores per prompt version the same way.
@@ -13,141 +13,20 @@ too small, or too close, to tell.
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hypertool.instrumentation.store.overview import EMPTY_ACTIVITY
-from hypertool.instrumentation.store.rows import MultiRow, Row, cap
+from hypertool.instrumentation.store.values import percentile
 
 if TYPE_CHECKING:
-    from hypertool.instrumentation.model.scores import Score
     from hypertool.instrumentation.store.filters import Filters
 
 MIN_SAMPLES = 20
 """Scored generations a prompt version needs before it can be called best."""
 Z_95 = 1.96
 QUALITY_GATE = "quality_gate"  # as model.scores.QUALITY_GATE; the CLI does not load the model
-
-SCORE_COLUMNS = (
-    "score_id",
-    "trace_id",
-    "observation_id",
-    "name",
-    "data_type",
-    "value",
-    "string_value",
-    "persona",
-    "chatmode",
-    "workflow",
-    "stage",
-    "created_ns",
-    "comment",
-    "metadata",
-)
-INSERT_SCORE = MultiRow(
-    f"INSERT OR REPLACE INTO scores ({', '.join(SCORE_COLUMNS)}) VALUES",
-    f"({', '.join('?' * len(SCORE_COLUMNS))})",
-)
-_SCORE_FIELDS = ", ".join(f"s.{column}" for column in SCORE_COLUMNS)
-
-
-def empty_report_row(group: Any) -> dict[str, Any]:
-    """A report row of a group without generations."""
-    return {"group": group, **EMPTY_ACTIVITY}
-
-
-def walk(nodes: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Every node of a trace tree, depth first."""
-    for node in nodes:
-        yield node
-        yield from walk(node["children"])
-
-
-def score_row(score: Score, max_chars: int) -> Row:
-    """The row of ``score`` (the same score id written twice is stored once)."""
-    numeric = score.numeric
-    return (
-        score.score_id,
-        score.trace_id,
-        score.observation_id,
-        score.name,
-        score.data_type,
-        numeric,
-        None if numeric is not None else str(score.value),
-        score.persona or None,
-        score.chatmode or None,
-        score.workflow or None,
-        score.stage or None,
-        score.timestamp_ns,
-        cap(score.comment, max_chars),
-        None if score.metadata is None else json.dumps(score.metadata, default=str),
-    )
-
-
-def _score(row: Sequence[Any]) -> dict[str, Any]:
-    from hypertool.instrumentation.store.queries import iso
-
-    (score_id, trace_id, observation_id, name, kind, value, text, persona, chatmode) = row[:9]
-    workflow, stage, created, comment, metadata = row[9:14]
-    return {
-        "score_id": score_id,
-        "trace_id": trace_id,
-        "observation_id": observation_id,
-        "name": name,
-        "data_type": kind,
-        "value": (bool(value) if kind == "BOOLEAN" else value) if text is None else text,
-        "persona": persona,
-        "chatmode": chatmode,
-        "workflow": workflow,
-        "stage": stage,
-        "created": iso(created),
-        "created_ns": created,
-        "comment": comment,
-        "metadata": json.loads(metadata) if metadata else None,
-    }
-
-
-def scores(
-    connection: sqlite3.Connection,
-    *,
-    name: str | None,
-    persona: str | None,
-    since_ns: int | None,
-    limit: int,
-) -> list[dict[str, Any]]:
-    """Scores, newest first."""
-    conditions: list[str] = ["1 = 1"]
-    params: list[Any] = []
-    for column, value in (("s.name", name), ("s.persona", persona)):
-        if value is not None:
-            conditions.append(f"{column} = ?")
-            params.append(value)
-    if since_ns is not None:
-        conditions.append("s.created_ns >= ?")
-        params.append(since_ns)
-    rows = connection.execute(
-        f"SELECT {_SCORE_FIELDS} FROM scores s WHERE {' AND '.join(conditions)} "
-        "ORDER BY s.created_ns DESC, s.score_id LIMIT ?",
-        [*params, max(int(limit), 0)],
-    )
-    return [_score(row) for row in rows]
-
-
-def trace_scores(connection: sqlite3.Connection, *trace_ids: str) -> list[dict[str, Any]]:
-    """Every score of these traces (of each trace itself and of its observations), oldest
-    first.
-    """
-    rows = connection.execute(
-        f"SELECT {_SCORE_FIELDS} FROM scores s "
-        f"WHERE s.trace_id IN ({', '.join('?' * len(trace_ids))}) "
-        "ORDER BY s.created_ns, s.score_id",
-        trace_ids,
-    )
-    return [_score(row) for row in rows]
 
 
 @dataclass(slots=True)
@@ -287,8 +166,6 @@ def prompts_report(
     the mean of each score; and per prompt × persona, the best version on ``score``
     (``quality_gate`` when present, else the first score by name).
     """
-    from hypertool.instrumentation.store.queries import percentile
-
     by_observation, by_trace = _numeric_scores(connection, since_ns)
     conditions = ["type = 'generation'", "prompt_name IS NOT NULL"]
     params: list[Any] = []

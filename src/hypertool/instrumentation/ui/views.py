@@ -22,8 +22,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from hypertool.instrumentation.store import documents
 from hypertool.instrumentation.store.analytics import BUCKET_SECONDS
 from hypertool.instrumentation.store.filters import Filters
+from hypertool.instrumentation.store.listings import TRACE_SORTS, Order, TraceSort
 from hypertool.instrumentation.store.overview import Budgets
-from hypertool.instrumentation.store.queries import TRACE_SORTS, Order, TraceSort
 from hypertool.instrumentation.store.trace_store import TraceStore
 from hypertool.instrumentation.ui import charts
 from hypertool.instrumentation.ui.params import (
