@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 import sqlite3
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from hypertool.instrumentation.store.values import percentile
@@ -100,18 +102,15 @@ def on_scores(filters: Filters) -> tuple[str, list[Any]]:
 def score_means(
     connection: sqlite3.Connection, by: str, filters: Filters
 ) -> dict[Any, dict[str, Mean]]:
-    """Per group: the mean of each numeric (NUMERIC or BOOLEAN) score."""
+    """Per group: the mean of each numeric (NUMERIC or BOOLEAN) score (summed by SQLite)."""
     where, params = on_scores(filters)
-    rows = connection.execute(
-        f"SELECT {_SCORE_GROUPS[by]}, s.name, s.value FROM scores s WHERE {where}", params
-    )
     groups: dict[Any, dict[str, Mean]] = {}
-    for group, name, value in rows:
-        means = groups.setdefault(group, {})
-        mean = means.get(name)
-        if mean is None:
-            mean = means[name] = Mean()
-        mean.add(value)
+    for group, name, count, total, squares in connection.execute(
+        f"SELECT {_SCORE_GROUPS[by]}, s.name, count(*), total(s.value), total(s.value * s.value) "
+        f"FROM scores s WHERE {where} GROUP BY 1, 2",
+        params,
+    ):
+        groups.setdefault(group, {})[name] = Mean(count, total, squares)
     return groups
 
 
@@ -136,13 +135,19 @@ class _Version:
     scores: dict[str, Mean] = field(default_factory=dict)
 
 
+Scored = list[tuple[str, float]]
+_GENERATIONS = "observations o INDEXED BY observations_prompt"  # read alone, never the rows
+_GROUP = itemgetter(0, 1, 2)
+_NAME = itemgetter(0)
+
+
 def _numeric_scores(
     connection: sqlite3.Connection, since_ns: int | None
-) -> tuple[dict[str, list[tuple[str, float]]], dict[str, list[tuple[str, float]]]]:
+) -> tuple[dict[str, Scored], dict[str, Scored]]:
     """Numeric scores by observation id, and trace scores by trace id."""
     where, params = ("", []) if since_ns is None else (" AND created_ns >= ?", [since_ns])
-    by_observation: dict[str, list[tuple[str, float]]] = {}
-    by_trace: dict[str, list[tuple[str, float]]] = {}
+    by_observation: dict[str, Scored] = {}
+    by_trace: dict[str, Scored] = {}
     for trace_id, observation_id, name, value in connection.execute(
         f"SELECT trace_id, observation_id, name, value FROM scores WHERE value IS NOT NULL{where}",
         params,
@@ -154,6 +159,55 @@ def _numeric_scores(
     return by_observation, by_trace
 
 
+def _means(scored: Scored) -> dict[str, Mean]:
+    """The mean of each score name in ``scored`` (values summed in the order given)."""
+    scored.sort(key=_NAME)  # stable: each name's values keep their order
+    means = {}
+    for name, pairs in groupby(scored, key=_NAME):
+        values = [value for _, value in pairs]
+        means[name] = Mean(len(values), sum(values), sum(value * value for value in values))
+    return means
+
+
+def _versions(
+    connection: sqlite3.Connection, where: str, params: list[Any], since_ns: int | None
+) -> dict[tuple[str, int, str], _Version]:
+    """The numbers, latencies and score means of each prompt × version × persona."""
+    groups: dict[tuple[str, int, str], _Version] = {
+        (name, version, who): _Version(count, tokens, cost, unknown, errors)
+        for name, version, who, count, tokens, cost, unknown, errors in connection.execute(
+            "SELECT o.prompt_name, o.prompt_version, o.persona, count(*), "
+            "coalesce(sum(o.total_tokens), 0), sum(o.cost_usd), sum(o.cost_usd IS NULL), "
+            f"sum(o.status = 'error') FROM {_GENERATIONS} WHERE {where} GROUP BY 1, 2, 3",
+            params,
+        )
+    }
+    by_observation, by_trace = _numeric_scores(connection, since_ns) if groups else ({}, {})
+    of_observation, of_trace = by_observation.get, by_trace.get
+    empty: Scored = []
+    rows = connection.execute(
+        "SELECT o.prompt_name, o.prompt_version, o.persona, o.end_ns - o.start_ns, o.span_id, "
+        f"o.parent_id, o.trace_id FROM {_GENERATIONS} WHERE {where} ORDER BY 1, 2, 3",
+        params,
+    )
+    for key, generations in groupby(rows, key=_GROUP):
+        group = groups[key]
+        if not (by_observation or by_trace):
+            group.latencies = sorted(row[3] for row in generations)
+            continue
+        latencies = group.latencies
+        scored: Scored = []
+        add = scored.extend
+        for row in generations:
+            latencies.append(row[3])
+            add(of_observation(row[4], empty))
+            add(of_observation(row[5], empty))  # its stage's (or parent span's)
+            add(of_trace(row[6], empty))
+        latencies.sort()
+        group.scores = _means(scored)
+    return groups
+
+
 def prompts_report(
     connection: sqlite3.Connection,
     *,
@@ -161,72 +215,40 @@ def prompts_report(
     since_ns: int | None,
     score: str | None,
     min_samples: int = MIN_SAMPLES,
+    prompt: str | None = None,
 ) -> dict[str, Any]:
     """Per prompt × version × persona: generations, tokens, cost, p50/p95 latency, error rate,
     the mean of each score; and per prompt × persona, the best version on ``score``
-    (``quality_gate`` when present, else the first score by name).
+    (``quality_gate`` when present, else the first score by name). ``prompt``: that prompt's
+    versions only.
+
+    Sums are SQLite's, from the prompt index alone; one more pass over that index, in its
+    order (prompt, version, persona), gives each group's latencies and the scores of its
+    generations (their own, their stage's, their trace's).
     """
-    by_observation, by_trace = _numeric_scores(connection, since_ns)
-    conditions = ["type = 'generation'", "prompt_name IS NOT NULL"]
+    conditions = ["o.type = 'generation'", "o.prompt_name IS NOT NULL"]
     params: list[Any] = []
-    if persona is not None:
-        conditions.append("persona = ?")
-        params.append(persona)
+    for column, value in (("o.prompt_name", prompt), ("o.persona", persona)):
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            params.append(value)
     if since_ns is not None:
-        conditions.append("start_ns >= ?")
+        conditions.append("o.start_ns >= ?")
         params.append(since_ns)
-    groups: dict[tuple[str, int, str], _Version] = {}
-    empty: list[tuple[str, float]] = []
-    for (
-        name,
-        version,
-        who,
-        span_id,
-        parent_id,
-        trace_id,
-        tokens,
-        cost,
-        status,
-        latency,
-    ) in connection.execute(
-        "SELECT prompt_name, prompt_version, persona, span_id, parent_id, trace_id, "
-        "total_tokens, cost_usd, status, end_ns - start_ns FROM observations "
-        f"WHERE {' AND '.join(conditions)}",
-        params,
-    ):
-        key = (name, version, who)
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = _Version()
-        group.generations += 1
-        group.latencies.append(latency)
-        if tokens:
-            group.total_tokens += tokens
-        if cost is None:
-            group.cost_unknown += 1
-        else:
-            group.cost_usd = cost if group.cost_usd is None else group.cost_usd + cost
-        if status == "error":
-            group.errors += 1
-        for score_name, value in (
-            *by_observation.get(span_id, empty),
-            *(by_observation.get(parent_id, empty) if parent_id else empty),
-            *by_trace.get(trace_id, empty),
-        ):
-            mean = group.scores.get(score_name)
-            if mean is None:
-                mean = group.scores[score_name] = Mean()
-            mean.add(value)
+    connection.execute("BEGIN")  # one snapshot for both passes (a deferred read)
+    try:
+        groups = _versions(connection, " AND ".join(conditions), params, since_ns)
+    finally:
+        connection.execute("COMMIT")
     names = sorted({name for group in groups.values() for name in group.scores})
     chosen = score or (QUALITY_GATE if QUALITY_GATE in names else (names[0] if names else None))
-    rows = []
+    rows_out = []
     for (name, version, who), group in sorted(
         groups.items(), key=lambda item: (item[0][0], item[0][2] or "", item[0][1] or 0)
     ):
-        group.latencies.sort()
         p50 = percentile(group.latencies, 0.50)
         p95 = percentile(group.latencies, 0.95)
-        rows.append(
+        rows_out.append(
             {
                 "prompt": name,
                 "version": version,
@@ -245,7 +267,7 @@ def prompts_report(
     return {
         "score": chosen,
         "min_samples": min_samples,
-        "rows": rows,
+        "rows": rows_out,
         "best": _best_versions(groups, chosen, min_samples),
     }
 

@@ -170,15 +170,22 @@ class StoreReader(StoreConnection):
         since_ns: int | None = None,
         score: str | None = None,
         min_samples: int = quality.MIN_SAMPLES,
+        *,
+        prompt: str | None = None,
     ) -> dict[str, Any]:
         """Per prompt × version × persona: generations, tokens, cost, p50/p95 latency, error
         rate, the mean of each score; and the best version per prompt and persona on
-        ``score`` (see :mod:`.quality` for the rule).
+        ``score`` (see :mod:`.quality` for the rule). ``prompt``: that prompt's versions only.
         """
         who = _canonical(persona) if persona else None
         return self.run(
             lambda c: quality.prompts_report(
-                c, persona=who, since_ns=since_ns, score=score, min_samples=min_samples
+                c,
+                persona=who,
+                since_ns=since_ns,
+                score=score,
+                min_samples=min_samples,
+                prompt=prompt,
             )
         )
 
