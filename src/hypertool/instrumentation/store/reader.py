@@ -193,9 +193,9 @@ class StoreReader(StoreConnection):
         """A recorded version of local prompt ``name`` (the latest when None), or None."""
         return self.run(lambda c: prompt_versions.get(c, name, version))
 
-    def prompt_versions(self) -> list[dict[str, Any]]:
-        """Every recorded version of every local prompt."""
-        return self.run(prompt_versions.listing)
+    def prompt_versions(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Every recorded version of every local prompt (of prompt ``name`` only, if given)."""
+        return self.run(lambda c: prompt_versions.listing(c, name))
 
     def analytics(
         self,
@@ -229,11 +229,13 @@ class StoreReader(StoreConnection):
         return self.run(lambda c: overview.personas(c, known, chosen, now_ns, only=name))
 
     def facets(self) -> dict[str, list[Any]]:
-        """The distinct personas, chatmodes, workflows and models stored."""
+        """The distinct personas, chatmodes, workflows, models and score names stored."""
         return self.run(catalog.facets)
 
     def data_version(self, trace_id: str | None = None) -> int:
-        """A number that changes whenever spans are stored (of ``trace_id`` only, if given)."""
+        """A number that changes whenever spans or scores are stored (of ``trace_id`` only, if
+        given).
+        """
         return self.run(lambda c: catalog.data_version(c, trace_id))
 
     def usage_since(self, persona: str, since_ns: int | None = None) -> tuple[int, float]:
