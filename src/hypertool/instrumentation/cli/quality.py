@@ -280,4 +280,4 @@ def add_quality_commands(register: Registrar) -> None:
     scores.add_argument("--name", help="scores of this name only")
     scores.add_argument("--persona", help="scores of this persona's work only")
     scores.add_argument("--limit", type=_positive, default=50, help="at most this many (50)")
-    scores.add_argument("--offset", type=_natural, default=0, help="skip this many (for pages)")
+    scores.add_argument("--offset", type=_natural, default=0, help="skip this many first (0)")
