@@ -135,10 +135,9 @@ class _Version:
     scores: dict[str, Mean] = field(default_factory=dict)
 
 
-Scored = list[tuple[str, float]]
+Scored = list[tuple[str, str, float]]  # (observation or trace id, score name, value)
 _GENERATIONS = "observations o INDEXED BY observations_prompt"  # read alone, never the rows
-_GROUP = itemgetter(0, 1, 2)
-_NAME = itemgetter(0)
+_NAME, _VALUE = itemgetter(1), itemgetter(2)
 
 
 def _numeric_scores(
@@ -146,25 +145,24 @@ def _numeric_scores(
 ) -> tuple[dict[str, Scored], dict[str, Scored]]:
     """Numeric scores by observation id, and trace scores by trace id."""
     where, params = ("", []) if since_ns is None else (" AND created_ns >= ?", [since_ns])
-    by_observation: dict[str, Scored] = {}
-    by_trace: dict[str, Scored] = {}
-    for trace_id, observation_id, name, value in connection.execute(
-        f"SELECT trace_id, observation_id, name, value FROM scores WHERE value IS NOT NULL{where}",
-        params,
-    ):
-        if observation_id is None:
-            by_trace.setdefault(trace_id, []).append((name, value))
-        else:
-            by_observation.setdefault(observation_id, []).append((name, value))
-    return by_observation, by_trace
+    found: tuple[dict[str, Scored], dict[str, Scored]] = ({}, {})
+    for scored, target in zip(found, ("observation_id", "trace_id"), strict=True):
+        only = "IS NOT NULL" if target == "observation_id" else "IS NULL"
+        for row in connection.execute(
+            f"SELECT {target}, name, value FROM scores "
+            f"WHERE value IS NOT NULL AND observation_id {only}{where}",
+            params,
+        ):
+            scored.setdefault(row[0], []).append(row)
+    return found
 
 
 def _means(scored: Scored) -> dict[str, Mean]:
     """The mean of each score name in ``scored`` (values summed in the order given)."""
     scored.sort(key=_NAME)  # stable: each name's values keep their order
     means = {}
-    for name, pairs in groupby(scored, key=_NAME):
-        values = [value for _, value in pairs]
+    for name, rows in groupby(scored, key=_NAME):
+        values = list(map(_VALUE, rows))
         means[name] = Mean(len(values), sum(values), sum(value * value for value in values))
     return means
 
@@ -185,25 +183,21 @@ def _versions(
     by_observation, by_trace = _numeric_scores(connection, since_ns) if groups else ({}, {})
     of_observation, of_trace = by_observation.get, by_trace.get
     empty: Scored = []
-    rows = connection.execute(
-        "SELECT o.prompt_name, o.prompt_version, o.persona, o.end_ns - o.start_ns, o.span_id, "
-        f"o.parent_id, o.trace_id FROM {_GENERATIONS} WHERE {where} ORDER BY 1, 2, 3",
-        params,
+    one_group = (
+        f"SELECT o.end_ns - o.start_ns, o.span_id, o.parent_id, o.trace_id FROM {_GENERATIONS} "
+        f"WHERE {where} AND o.prompt_name = ? AND o.prompt_version IS ? AND o.persona IS ?"
     )
-    for key, generations in groupby(rows, key=_GROUP):
-        group = groups[key]
+    for key, group in groups.items():  # a group at a time: its key is not read on every row
+        generations = connection.execute(one_group, [*params, *key]).fetchall()
+        group.latencies = sorted(row[0] for row in generations)
         if not (by_observation or by_trace):
-            group.latencies = sorted(row[3] for row in generations)
             continue
-        latencies = group.latencies
         scored: Scored = []
         add = scored.extend
-        for row in generations:
-            latencies.append(row[3])
-            add(of_observation(row[4], empty))
-            add(of_observation(row[5], empty))  # its stage's (or parent span's)
-            add(of_trace(row[6], empty))
-        latencies.sort()
+        for _, span_id, parent_id, trace_id in generations:
+            add(of_observation(span_id, empty))
+            add(of_observation(parent_id, empty))  # its stage's (or parent span's)
+            add(of_trace(trace_id, empty))
         group.scores = _means(scored)
     return groups
 
