@@ -31,14 +31,14 @@ from hypertool.instrumentation.store.connection import DEFAULT_BUSY_TIMEOUT_MS
 from hypertool.instrumentation.store.reader import StoreReader
 from hypertool.instrumentation.store.schema import StoreError
 from hypertool.instrumentation.store.usage import DAY_NS
-from hypertool.instrumentation.store.writes import Written
+from hypertool.instrumentation.store.writes import BatchAbandoned, Written
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
     from hypertool.instrumentation.model.scores import Score
 
-__all__ = ["DEFAULT_BUSY_TIMEOUT_MS", "TraceStore", "check_settings"]
+__all__ = ["DEFAULT_BUSY_TIMEOUT_MS", "BatchAbandoned", "TraceStore", "Written", "check_settings"]
 
 _PURGE_INTERVAL_S = 3600.0
 

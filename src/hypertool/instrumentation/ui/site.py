@@ -65,7 +65,7 @@ class Site:
         """``template`` with the page's context and what every page shows.
 
         ``version`` is the store's version read before the page's queries (of ``trace_id``
-        only, for a trace's page): spans stored meanwhile make the page refresh.
+        only, for a trace's page): spans or scores stored meanwhile make the page refresh.
         """
         page = self.templates.get_template(template).render(
             request=request,

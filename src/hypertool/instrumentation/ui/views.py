@@ -175,7 +175,9 @@ def _flatten_tree(nodes: list[dict[str, Any]], depth: int = 0) -> list[dict[str,
 
 
 def trace_page(site: Site, request: Request) -> Response:
-    """One trace as a tree with prompts and completions: ``hypertool trace ID --json``."""
+    """One trace as a tree with prompts, completions and the scores of each observation:
+    ``hypertool trace ID --json``.
+    """
     trace_id = request.path_params["trace_id"]
     full = len(trace_id) == 32 and trace_id == trace_id.lower()
     version = site.store.data_version(trace_id) if full else 0  # before the tree is read
