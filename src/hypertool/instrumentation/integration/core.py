@@ -7,7 +7,6 @@ It builds its parts from the settings (:mod:`.assembly`) and lends itself to cap
 
 from __future__ import annotations
 
-import time
 import weakref
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -74,7 +73,8 @@ class LangfuseIntegration:
         mask: Applied to prompts, completions, metadata and error messages after the built-in
             masking of API keys, tokens and passwords, before anything leaves the process.
         export_timeout: Seconds one export request may take (``HYPERTOOL_EXPORT_TIMEOUT``).
-        exit_timeout: Seconds process exit may wait for delivery (``HYPERTOOL_EXIT_TIMEOUT``).
+        exit_timeout: Seconds process exit may take on our behalf, interpreter teardown
+            included (``HYPERTOOL_EXIT_TIMEOUT``).
         queue_size: Spans held per sink while it is slow (``HYPERTOOL_QUEUE_SIZE``).
         score_sinks: Extra score sinks, name → an object with ``export_scores(scores) -> int``
             and ``close_scores()`` (:class:`~hypertool.instrumentation.model.scores.ScoreSink`);
@@ -473,20 +473,7 @@ class LangfuseIntegration:
             since the previous flush.
 
         """
-        deadline = time.monotonic() + max(timeout, 0.0)
-        # Recording what is pending is part of the time allowed: a large backlog must not make
-        # flush() overrun it (what is left is recorded by the recorder thread).
-        recorded = self._deferred.drain(timeout)
-        try:
-            # Scores and spans are delivered at once, under the one deadline.
-            scores = self._quality.request_flush()
-            ok = recorded
-            if self._pipeline is not None:
-                ok = self._pipeline.flush(deadline - time.monotonic()) and ok
-            return self._quality.wait(scores, deadline) and ok
-        except Exception:
-            logger.debug("flush failed", exc_info=True)
-            return False
+        return lifetime.flush(self._deferred, self._pipeline, self._quality, timeout)
 
     def exit_budget(self) -> float:
         """Seconds the exit hook may deliver for (all but a little of the exit timeout)."""

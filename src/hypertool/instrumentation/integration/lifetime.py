@@ -44,6 +44,28 @@ def exit_budget(exit_timeout: float) -> float:
     return max(exit_timeout - min(EXIT_RESERVE_S, exit_timeout / 2), 0.0)
 
 
+def flush(
+    deferred: DeferredWork, pipeline: Pipeline | None, quality: Quality, timeout: float
+) -> bool:
+    """Record what is pending and deliver it (spans and scores) within ``timeout`` seconds;
+    True when everything reached every sink and nothing was dropped since the last flush.
+    """
+    deadline = time.monotonic() + max(timeout, 0.0)
+    # Recording what is pending is part of the time allowed: a large backlog must not make
+    # flush() overrun it (what is left is recorded by the recorder thread).
+    recorded = deferred.drain(timeout)
+    try:
+        # Scores and spans are delivered at once, under the one deadline.
+        scores = quality.request_flush()
+        ok = recorded
+        if pipeline is not None:
+            ok = pipeline.flush(deadline - time.monotonic()) and ok
+        return quality.wait(scores, deadline) and ok
+    except Exception:
+        logger.debug("flush failed", exc_info=True)
+        return False
+
+
 def close(
     deferred: DeferredWork, pipeline: Pipeline | None, quality: Quality, timeout: float
 ) -> bool:
