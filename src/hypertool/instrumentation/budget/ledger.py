@@ -25,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from hypertool.instrumentation._fork import reset_in_child
 from hypertool.instrumentation.budget.accounts import (
@@ -42,6 +43,16 @@ from hypertool.instrumentation.budget.accounts import (
 from hypertool.instrumentation.personas import PersonaRegistry, builtin_personas, canonical_name
 
 logger = logging.getLogger("hypertool.instrumentation")
+
+
+_MAX_CACHED_RULES = 10_000
+
+
+class _Rules(NamedTuple):
+    budget: int | None
+    cost_budget: float | None
+    period: Period
+    policy: Policy
 
 
 @dataclass(eq=False)
@@ -106,6 +117,7 @@ class BudgetLedger:
         self._sync = sync or _nothing
         self._session_start = time.time_ns()
         self._accounts: dict[str, Account] = {}
+        self._rule_cache: dict[str, _Rules] = {}
         self._means: dict[str, Mean] = {}
         self._abandoned: deque[_Reservation] = deque()
         self._epoch = 0  # a fork starts a new one: reservations before it are the parent's
@@ -131,24 +143,38 @@ class BudgetLedger:
                 account.tokens, account.cost, account.read_at = 0, 0.0, -math.inf
 
     # -- settings per persona --------------------------------------------------------------
+    def _rules(self, persona: str) -> _Rules:
+        """The persona's budget, USD budget, period and policy (looked up once per name:
+        every recorded generation reads them).
+        """
+        rules = self._rule_cache.get(persona)
+        if rules is None:
+            found = self.personas.get(canonical_name(persona))
+            rules = _Rules(
+                found.token_budget if found is not None else None,
+                found.cost_budget_usd if found is not None else None,
+                (found.budget_period if found is not None else None) or self.default_period,
+                (found.budget_policy if found is not None else None) or self.default_policy,
+            )
+            if len(self._rule_cache) < _MAX_CACHED_RULES:
+                self._rule_cache[persona] = rules
+        return rules
+
     def budget(self, persona: str) -> int | None:
         """The persona's budget in tokens, or None if it has none."""
-        return self.personas.budget(persona)
+        return self._rules(persona).budget
 
     def period(self, persona: str) -> Period:
         """The persona's budget period."""
-        found = self.personas.get(canonical_name(persona))
-        return (found.budget_period if found else None) or self.default_period
+        return self._rules(persona).period
 
     def policy(self, persona: str) -> Policy:
         """The persona's budget policy."""
-        found = self.personas.get(canonical_name(persona))
-        return (found.budget_policy if found else None) or self.default_policy
+        return self._rules(persona).policy
 
     def cost_budget(self, persona: str) -> float | None:
         """The persona's budget in USD, or None if it has none."""
-        found = self.personas.get(canonical_name(persona))
-        return found.cost_budget_usd if found else None
+        return self._rules(persona).cost_budget
 
     # -- accounts --------------------------------------------------------------------------
     def _account(self, name: str) -> Account:
