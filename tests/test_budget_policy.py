@@ -25,8 +25,9 @@ from hypertool.instrumentation import (
     PriceTable,
     load_personas,
 )
-from hypertool.instrumentation import budget as budget_module
 from hypertool.instrumentation import semconv as attr
+from hypertool.instrumentation.budget import accounts as budget_accounts
+from hypertool.instrumentation.budget import ledger as budget_ledger
 from hypertool.instrumentation.budget import period_start_ns
 
 OVER_BUDGET = "over its budget"
@@ -67,11 +68,9 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock(utc(2024, 3, 15, 10, 0, 0))
-    monkeypatch.setattr(
-        budget_module,
-        "time",
-        types.SimpleNamespace(time_ns=fake.time_ns, monotonic=fake.monotonic),
-    )
+    clock_module = types.SimpleNamespace(time_ns=fake.time_ns, monotonic=fake.monotonic)
+    for module in (budget_accounts, budget_ledger):  # the budget's clock: periods and refreshes
+        monkeypatch.setattr(module, "time", clock_module)
     return fake
 
 

@@ -16,7 +16,7 @@ import pytest
 from hypertool.instrumentation import LangfuseIntegration, WorkflowTracer, builtin_personas
 from hypertool.instrumentation.budget import period_start_ns
 from hypertool.instrumentation.cli import main
-from hypertool.instrumentation.cli.commands import parse_since
+from hypertool.instrumentation.cli.arguments import parse_since
 from hypertool.instrumentation.store import HYPERTOOL_STORE
 from support.store_seed import Gen, Seeded, TraceSpec, seed_store
 

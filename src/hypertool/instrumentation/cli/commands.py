@@ -8,13 +8,6 @@ trace) are one line on standard error and exit code 1, never a traceback.
 from __future__ import annotations
 
 import argparse
-import functools
-import json
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from hypertool.instrumentation._config import (
@@ -22,165 +15,32 @@ from hypertool.instrumentation._config import (
     LANGFUSE_RELEASE,
     LANGFUSE_TRACING_ENVIRONMENT,
     ConfigError,
-    environment_name,
-    load_settings,
 )
 from hypertool.instrumentation.cli import output as out
+from hypertool.instrumentation.cli.arguments import (
+    DEPLOYMENT,
+    CliError,
+    Handler,
+    Registrar,
+    emit,
+    environment_option,
+    existing_store,
+    filters_of,
+    guard,
+    natural,
+    open_store,
+    parse_since,
+    port,
+    positive,
+    seconds,
+    store_path,
+)
+from hypertool.instrumentation.cli.tree import trace_tree
 from hypertool.instrumentation.store import documents
 from hypertool.instrumentation.store.filters import (
-    MAX_INTEGER,
     STATUSES,
-    Filters,
-    parse_duration,
-    parse_moment,
 )
 from hypertool.instrumentation.store.queries import REPORT_GROUPS, TRACE_SORTS
-from hypertool.instrumentation.store.schema import StoreError
-from hypertool.instrumentation.store.trace_store import TraceStore
-
-Handler = Callable[[argparse.Namespace], int]
-
-
-@dataclass(frozen=True)
-class Registrar:
-    """How more subcommands join the store's: ``command(name, handler, help, *parents)``,
-    and the ``--store``/``--json`` and ``--since`` parent parsers.
-    """
-
-    command: Callable[..., Any]
-    common: argparse.ArgumentParser
-    since: argparse.ArgumentParser
-
-
-class CliError(Exception):
-    """A problem to tell the user in one line; the command exits with code 1."""
-
-
-def parse_since(text: str, now: datetime | None = None) -> int:
-    """``24h``, ``30m``, ``7d``, ``2w`` ago, or an ISO date/time (local time unless it says), as
-    epoch nanoseconds.
-
-    Raises:
-        argparse.ArgumentTypeError: ``text`` is neither, or a moment the store cannot hold.
-
-    """
-    try:
-        return parse_moment(text, now)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _whole(text: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}")
-    if value > MAX_INTEGER:
-        raise argparse.ArgumentTypeError(f"{text!r} is out of range (at most {MAX_INTEGER})")
-    return value
-
-
-def _positive(text: str) -> int:
-    return _whole(text, 1)
-
-
-def _natural(text: str) -> int:
-    return _whole(text, 0)
-
-
-def _port(text: str) -> int:
-    value = _natural(text)
-    if value > 65_535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0-65535)")
-    return value
-
-
-def _seconds(text: str) -> int:
-    """A duration (``90s``, ``5m``, ``1h``, ``1d``, ``1w``) in whole seconds, at least 1."""
-    try:
-        duration = parse_duration(text)
-    except ValueError:
-        duration = None
-    if duration is None or duration.total_seconds() < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 5m, 1h or 1d")
-    return round(duration.total_seconds())
-
-
-def _store_path(args: argparse.Namespace) -> tuple[Path | None, str]:
-    given = getattr(args, "store", None)
-    if given:
-        return Path(given).expanduser(), "--store"
-    settings = load_settings()
-    source = HYPERTOOL_STORE if settings.store_path_set else "default"
-    return settings.store_path, source
-
-
-def _existing_store(args: argparse.Namespace) -> Path:
-    path, _ = _store_path(args)
-    if path is None:
-        raise CliError(f"the trace store is off ({HYPERTOOL_STORE}=off); pass --store PATH")
-    if not path.exists():
-        raise CliError(
-            f"no trace store at {path}: run something instrumented first (e.g. `hypertool "
-            f"demo`), or point --store / {HYPERTOOL_STORE} at an existing store"
-        )
-    return path
-
-
-def _open_store(args: argparse.Namespace) -> TraceStore:
-    return TraceStore(_existing_store(args), read_only=True)
-
-
-def _emit(payload: Any) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
-
-
-def _guard(handler: Handler) -> Handler:
-    @functools.wraps(handler)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except (CliError, StoreError, ConfigError) as exc:
-            print(f"hypertool: error: {exc}", file=sys.stderr)
-            return 1
-
-    return run
-
-
-# -- commands ------------------------------------------------------------------------------
-DEPLOYMENT = ("environment", "release")
-"""The filter options on the Langfuse environment and release a trace was recorded with."""
-
-
-def _environment(text: str) -> str:
-    """An environment as stored (lower case), or a usage error."""
-    try:
-        name = environment_name(text, "--environment")
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if name is None:
-        raise argparse.ArgumentTypeError("--environment needs a name")
-    return name
-
-
-def filters_of(args: argparse.Namespace) -> Filters:
-    """The :class:`Filters` the command line's filter options give (those a command has)."""
-    status = getattr(args, "status", None)
-    if getattr(args, "failed", False):
-        status = "error"
-    return Filters(
-        persona=getattr(args, "persona", None),
-        chatmode=getattr(args, "chatmode", None),
-        workflow=getattr(args, "workflow", None),
-        model=getattr(args, "model", None),
-        status=status,
-        since_ns=getattr(args, "since", None),
-        until_ns=getattr(args, "until", None),
-        environment=getattr(args, "environment", None),
-        release=getattr(args, "release", None),
-    )
 
 
 def _personas(args: argparse.Namespace) -> int:
@@ -192,10 +52,10 @@ def _personas(args: argparse.Namespace) -> int:
     except PersonaError as exc:
         raise CliError(str(exc)) from None
     filters = filters_of(args)
-    with _open_store(args) as store:
+    with open_store(args) as store:
         rows = store.personas(budgets, filters)
     if args.json:
-        _emit(documents.personas_document(filters, rows))
+        emit(documents.personas_document(filters, rows))
     else:
         out.show(out.personas_table(rows))
     return 0
@@ -203,10 +63,10 @@ def _personas(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     filters = filters_of(args)
-    with _open_store(args) as store:
+    with open_store(args) as store:
         rows = store.report(args.by, filters=filters)
     if args.json:
-        _emit(documents.report_document(args.by, filters, rows))
+        emit(documents.report_document(args.by, filters, rows))
     elif not rows:
         out.show("No generations recorded" + (" that match." if filters.as_dict() else "."))
     else:
@@ -216,13 +76,13 @@ def _report(args: argparse.Namespace) -> int:
 
 def _traces(args: argparse.Namespace) -> int:
     filters = filters_of(args)
-    with _open_store(args) as store:
+    with open_store(args) as store:
         rows = store.traces(
             filters=filters, sort=args.sort, order=args.order, limit=args.limit, offset=args.offset
         )
         total = store.count_traces(filters) if args.json else None
     if args.json:
-        _emit(documents.traces_document(filters, total or 0, rows))
+        emit(documents.traces_document(filters, total or 0, rows))
     elif not rows:
         out.show("No traces match.")
     else:
@@ -231,7 +91,7 @@ def _traces(args: argparse.Namespace) -> int:
 
 
 def _trace(args: argparse.Namespace) -> int:
-    with _open_store(args) as store:
+    with open_store(args) as store:
         try:
             tree = store.trace(args.trace_id)
         except ValueError as exc:
@@ -239,21 +99,21 @@ def _trace(args: argparse.Namespace) -> int:
         if tree is None:
             raise CliError(f"no trace {args.trace_id!r} in {store.path}")
     if args.json:
-        _emit(tree)
+        emit(tree)
     else:
-        out.show(out.trace_tree(tree))
+        out.show(trace_tree(tree))
     return 0
 
 
 def _generations(args: argparse.Namespace) -> int:
     filters = filters_of(args)
-    with _open_store(args) as store:
+    with open_store(args) as store:
         rows = store.generations(
             slowest=args.slowest, limit=args.limit, filters=filters, offset=args.offset
         )
         total = store.count_generations(filters) if args.json else None
     if args.json:
-        _emit(documents.generations_document(filters, total, rows))
+        emit(documents.generations_document(filters, total, rows))
         return 0
     if args.slowest is not None:
         title = f"Slowest {args.slowest} {'failed ' if args.failed else ''}generations"
@@ -267,10 +127,10 @@ def _generations(args: argparse.Namespace) -> int:
 
 
 def _analytics(args: argparse.Namespace) -> int:
-    with _open_store(args) as store:
+    with open_store(args) as store:
         document = store.analytics(filters_of(args), bucket_s=args.bucket)
     if args.json:
-        _emit(document)
+        emit(document)
     else:
         out.show(out.analytics_table(document))
     return 0
@@ -279,7 +139,7 @@ def _analytics(args: argparse.Namespace) -> int:
 def _ui(args: argparse.Namespace) -> int:
     from hypertool.instrumentation.ui import UiUnavailableError, serve
 
-    path = _existing_store(args)
+    path = existing_store(args)
     try:
         return serve(path, host=args.host, port=args.port, open_browser=args.open)
     except UiUnavailableError as exc:
@@ -290,12 +150,12 @@ def _doctor(args: argparse.Namespace) -> int:
     from hypertool.instrumentation.cli.doctor import diagnose, doctor_table
 
     try:
-        path, source = _store_path(args)
+        path, source = store_path(args)
     except ConfigError:  # diagnose() reports it, with everything else it can tell
         path, source = None, "error"
     result = diagnose(path, source, online=args.online)
     if args.json:
-        _emit(result)
+        emit(result)
     else:
         out.show(doctor_table(result))
     online = result["online"]
@@ -325,7 +185,7 @@ def add_store_commands(
 
     def command(name: str, handler: Handler, help_text: str, *parents: Any) -> Any:
         sub = commands.add_parser(name, help=help_text, description=help_text, parents=parents)
-        sub.set_defaults(handler=_guard(handler))
+        sub.set_defaults(handler=guard(handler))
         return sub
 
     def filter_options(*names: str) -> argparse.ArgumentParser:
@@ -341,7 +201,7 @@ def add_store_commands(
             if name == "environment":
                 options.add_argument(
                     "--environment",
-                    type=_environment,
+                    type=environment_option,
                     default=None,
                     help="traces of this Langfuse tracing environment only "
                     f"({LANGFUSE_TRACING_ENVIRONMENT})",
@@ -361,8 +221,8 @@ def add_store_commands(
         return options
 
     def paging(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--limit", type=_positive, default=50, help="at most this many (50)")
-        sub.add_argument("--offset", type=_natural, default=0, help="skip this many first (0)")
+        sub.add_argument("--limit", type=positive, default=50, help="at most this many (50)")
+        sub.add_argument("--offset", type=natural, default=0, help="skip this many first (0)")
 
     command(
         "personas",
@@ -408,7 +268,7 @@ def add_store_commands(
         filter_options("until", "persona", "chatmode", "workflow", "model", *DEPLOYMENT),
     )
     generations.add_argument(
-        "--slowest", type=_positive, metavar="N", help="the N slowest generations"
+        "--slowest", type=positive, metavar="N", help="the N slowest generations"
     )
     generations.add_argument("--failed", action="store_true", help="failed generations only")
     paging(generations)
@@ -423,7 +283,7 @@ def add_store_commands(
     )
     analytics.add_argument(
         "--bucket",
-        type=_seconds,
+        type=seconds,
         default=None,
         metavar="SIZE",
         help="time bucket: 5m, 1h, 1d, … (default: from the range, at most 120 buckets)",
@@ -435,7 +295,7 @@ def add_store_commands(
     )
     ui.add_argument("--store", metavar="PATH", default=argparse.SUPPRESS, help=store_help)
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    ui.add_argument("--port", type=_port, default=8000, help="port (8000; 0 picks a free one)")
+    ui.add_argument("--port", type=port, default=8000, help="port (8000; 0 picks a free one)")
     ui.add_argument("--open", action="store_true", help="open the UI in a browser")
     doctor = command(
         "doctor", _doctor, "which sinks are on, where the store and metrics are", common

@@ -1,4 +1,5 @@
-"""Human output of the ``hypertool`` command line: ``rich`` tables and trees.
+"""Human output of the ``hypertool`` command line: ``rich`` tables (a trace's tree is
+:mod:`.tree`'s).
 
 Every value from the store goes into a :class:`rich.text.Text`, never into markup, so a prompt
 containing ``[brackets]`` prints as written.
@@ -15,7 +16,6 @@ from rich.console import Console, Group, RenderableType
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
-from rich.tree import Tree
 
 from hypertool.instrumentation.display import (
     EXCERPT_CHARS,
@@ -33,6 +33,7 @@ __all__ = [
     "NONE",
     "UNKNOWN_CAPTION",
     "analytics_table",
+    "cell",
     "cost",
     "duration",
     "excerpt",
@@ -41,8 +42,9 @@ __all__ = [
     "personas_table",
     "report_table",
     "show",
+    "status_cell",
+    "titled_table",
     "tokens",
-    "trace_tree",
     "traces_table",
 ]
 
@@ -80,11 +82,13 @@ def _short_moment(ns: int | None) -> str:
     return datetime.fromtimestamp(ns / 1e9).astimezone().strftime("%m-%d %H:%M:%S")
 
 
-def _text(value: Any) -> Text:
+def cell(value: Any) -> Text:
+    """A value from the store as plain text (never markup); a dash when empty."""
     return Text(NONE if value is None or value == "" else str(value))
 
 
-def _status(value: str | None) -> Text:
+def status_cell(value: str | None) -> Text:
+    """``success`` or ``error``, coloured."""
     if value == "error":
         return Text("error", style="bold red")
     return Text(value or NONE, style="green" if value == "success" else "")
@@ -93,7 +97,8 @@ def _status(value: str | None) -> Text:
 _WRAP = frozenset({"Name", "Error", "Prompt / error", "Details"})
 
 
-def _table(title: str, columns: Iterable[tuple[str, bool]]) -> Table:
+def titled_table(title: str, columns: Iterable[tuple[str, bool]]) -> Table:
+    """A table of ``columns`` (name, numeric); only free text wraps."""
     # No vertical rules: ten columns of numbers fit a 100-column terminal.
     table = Table(
         title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False
@@ -117,7 +122,7 @@ def report_table(rows: Sequence[Mapping[str, Any]], by: str, since: str | None) 
     """
     title = f"Generations by {by}" + (f" since {since}" if since else "")
     scored = any(row.get("scores") for row in rows)
-    table = _table(
+    table = titled_table(
         title,
         [
             (by.capitalize(), False),
@@ -144,7 +149,7 @@ def report_table(rows: Sequence[Mapping[str, Any]], by: str, since: str | None) 
             )
             quality = [NONE if rate is None else f"{rate:.0%}", Text(means or NONE)]
         table.add_row(
-            _text(row["group"]),
+            cell(row["group"]),
             tokens(row["traces"]),
             tokens(row["generations"]),
             tokens(row["input_tokens"]),
@@ -183,7 +188,7 @@ def report_table(rows: Sequence[Mapping[str, Any]], by: str, since: str | None) 
 
 def traces_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     """Recent traces."""
-    table = _table(
+    table = titled_table(
         "Traces (newest first)",
         [
             ("Trace", False),
@@ -202,10 +207,10 @@ def traces_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         table.add_row(
             Text(row["trace_id"][:12], style="cyan"),
             _short_moment(row["start_ns"]),
-            _text(row["name"]),
-            _text(row["persona"]),
+            cell(row["name"]),
+            cell(row["persona"]),
             duration(row["duration_ms"]),
-            _status(row["status"]),
+            status_cell(row["status"]),
             tokens(row["generations"]),
             tokens(row["total_tokens"]),
             cost(row["cost_usd"], row["cost_unknown"], short=True),
@@ -216,99 +221,9 @@ def traces_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     return table
 
 
-def _usage(node: Mapping[str, Any]) -> str:
-    text = (
-        f"{tokens(node['input_tokens'])} in + {tokens(node['output_tokens'])} out = "
-        f"{tokens(node['total_tokens'])} tokens"
-    )
-    return text + (" (estimated)" if node.get("usage_estimated") else "")
-
-
-def _node_label(node: Mapping[str, Any]) -> Text:
-    label = Text()
-    label.append(f"[{node['type']}] ", style="magenta" if node["type"] == "generation" else "blue")
-    label.append(str(node["name"]), style="bold")
-    parts = [node["persona"] or NONE]
-    if node["stage"]:
-        parts.append(f"stage {node['stage']}")
-    if node["type"] == "generation":
-        parts += [
-            node["model"] or NONE,
-            _usage(node),
-            cost(node["cost_usd"], 1 if node["cost_usd"] is None else 0),
-        ]
-    if node.get("prompt_name"):
-        parts.append(f"prompt {node['prompt_name']} v{node['prompt_version']}")
-    parts.append(duration(node["latency_ms"]))
-    label.append("  " + " · ".join(parts))
-    if node["status"] == "error":
-        label.append("  ✗ error", style="bold red")
-    return label
-
-
-def _add_nodes(tree: Tree, nodes: Sequence[Mapping[str, Any]]) -> None:
-    for node in nodes:
-        branch = tree.add(_node_label(node))
-        if node["type"] == "generation":
-            branch.add(Text.assemble(("prompt: ", "bold dim"), excerpt(node["input"]) or NONE))
-            branch.add(Text.assemble(("completion: ", "bold dim"), excerpt(node["output"]) or NONE))
-        if node["error"]:
-            branch.add(Text.assemble(("error: ", "bold red"), excerpt(node["error"])))
-        _add_scores(branch, node.get("scores") or ())
-        _add_nodes(branch, node["children"])
-
-
-def _add_scores(tree: Tree, scores: Sequence[Mapping[str, Any]]) -> None:
-    for score in scores:
-        value = score["value"]
-        shown = ("true" if value else "false") if score["data_type"] == "BOOLEAN" else str(value)
-        line = Text.assemble(("score ", "bold yellow"), f"{score['name']} = {shown}")
-        if score.get("comment"):
-            line.append(f"  ({excerpt(score['comment'], 80)})", style="dim")
-        tree.add(line)
-
-
-def trace_tree(trace: Mapping[str, Any]) -> Tree:
-    """One trace as a tree of its spans and generations, with prompts and completions."""
-    label = Text()
-    label.append("Trace ", style="bold")
-    label.append(trace["trace_id"], style="cyan")
-    label.append(f"  {trace['name'] or NONE}  ", style="bold")
-    label.append_text(_status(trace["status"]))
-    langfuse_id = trace.get("langfuse_trace_id")
-    if langfuse_id and langfuse_id != trace["trace_id"]:
-        label.append("\nstage with Langfuse trace ", style="dim")
-        label.append(langfuse_id, style="cyan")
-    deployment = [
-        f"{key} {trace[key]}" for key in ("environment", "release") if trace.get(key) is not None
-    ]
-    label.append(
-        "\n"
-        + " · ".join(
-            [
-                trace["persona"] or NONE,
-                trace["chatmode"] or NONE,
-                *deployment,
-                moment(trace["start_ns"]),
-                duration(trace["duration_ms"]),
-                f"{trace['generations']} generation(s)",
-                f"{tokens(trace['total_tokens'])} tokens",
-                cost(trace["cost_usd"], trace["cost_unknown"]),
-            ]
-        )
-    )
-    tree = Tree(label)
-    children = trace["children"]
-    if trace["error"] and not (len(children) == 1 and children[0]["error"] == trace["error"]):
-        tree.add(Text.assemble(("error: ", "bold red"), excerpt(trace["error"])))
-    _add_scores(tree, trace.get("scores") or ())
-    _add_nodes(tree, trace["children"])
-    return tree
-
-
 def generations_table(rows: Sequence[Mapping[str, Any]], title: str) -> Table:
     """Generations with their latency, usage, cost, and prompt or error."""
-    table = _table(
+    table = titled_table(
         title,
         [
             ("Started", False),
@@ -332,13 +247,13 @@ def generations_table(rows: Sequence[Mapping[str, Any]], title: str) -> Table:
         table.add_row(
             _short_moment(row["start_ns"]),
             Text(row["trace_id"][:12], style="cyan"),
-            _text(row["persona"]),
-            _text(row["model"]),
-            _text(row["name"]),
+            cell(row["persona"]),
+            cell(row["model"]),
+            cell(row["name"]),
             duration(row["latency_ms"]),
             tokens(row["total_tokens"]) + ("*" if row["usage_estimated"] else ""),
             cost(row["cost_usd"], 1 if row["cost_usd"] is None else 0),
-            _status(row["status"]),
+            status_cell(row["status"]),
             detail,
         )
     if any(row["usage_estimated"] for row in rows):
@@ -350,7 +265,7 @@ def personas_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     """Each persona's budget, use this period, remaining (negative when overrun) and cost, and
     its generations, tokens, errors and latency in the range asked for.
     """
-    table = _table(
+    table = titled_table(
         "Personas",
         [
             ("Persona", False),
@@ -393,7 +308,7 @@ def personas_table(rows: Sequence[Mapping[str, Any]]) -> Table:
 
 def analytics_table(document: Mapping[str, Any]) -> Group:
     """Generations, errors, tokens and cost per time bucket; time to first token by model."""
-    timeline = _table(
+    timeline = titled_table(
         f"Per {bucket(document['bucket_seconds'])} from {document['since']} to {document['until']}",
         [
             ("Bucket", False),
@@ -413,13 +328,13 @@ def analytics_table(document: Mapping[str, Any]) -> Group:
             tokens(row["total_tokens"]),
             cost(row["cost_usd"], row["cost_unknown"], short=True),
         )
-    first_token = _table(
+    first_token = titled_table(
         "Time to first token (streamed generations)",
         [("Model", False), ("Gens", True), ("p50", True), ("p95", True)],
     )
     for row in document["time_to_first_token"]["by_model"]:
         first_token.add_row(
-            _text(row["group"]),
+            cell(row["group"]),
             tokens(row["generations"]),
             duration(row["p50_ms"]),
             duration(row["p95_ms"]),

@@ -14,14 +14,14 @@ from rich.text import Text
 from hypertool.instrumentation import display
 from hypertool.instrumentation._config import load_settings
 from hypertool.instrumentation.cli import output as out
-from hypertool.instrumentation.cli.commands import (
+from hypertool.instrumentation.cli.arguments import (
     CliError,
     Registrar,
-    _emit,
-    _natural,
-    _open_store,
-    _positive,
-    _store_path,
+    emit,
+    natural,
+    open_store,
+    positive,
+    store_path,
 )
 from hypertool.instrumentation.store import documents
 
@@ -32,7 +32,7 @@ BEST = display.BEST
 def _prompts(args: argparse.Namespace) -> int:
     if getattr(args, "prompts_command", None) == "push":
         return _push(args)
-    with _open_store(args) as store:
+    with open_store(args) as store:
         report = store.prompts_report(
             persona=args.persona,
             since_ns=args.since,
@@ -41,7 +41,7 @@ def _prompts(args: argparse.Namespace) -> int:
             prompt=args.prompt,
         )
     if args.json:
-        _emit(documents.prompts_document(args.since, report))
+        emit(documents.prompts_document(args.since, report))
     elif not report["rows"]:
         out.show(
             "No generation made from a managed prompt" + (" in that period." if args.since else ".")
@@ -68,7 +68,7 @@ def prompts_table(report: Mapping[str, Any]) -> Table:
         for row in report["best"]
         if row["best_version"] is not None
     }
-    table = out._table(
+    table = out.titled_table(
         "Prompt versions by persona" + (f" (best on {report['score']})" if report["score"] else ""),
         [
             ("Prompt", False),
@@ -88,7 +88,7 @@ def prompts_table(report: Mapping[str, Any]) -> Table:
         table.add_row(
             Text(row["prompt"], style="bold"),
             Text(f"{BEST} {row['version']}" if marked else str(row["version"])),
-            out._text(row["persona"]),
+            out.cell(row["persona"]),
             out.tokens(row["generations"]),
             out.tokens(row["total_tokens"]),
             out.cost(row["cost_usd"], row["cost_unknown"], short=True),
@@ -137,7 +137,7 @@ def _push(args: argparse.Namespace) -> int:
     if not settings.langfuse_configured:
         raise CliError("set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY to push prompts")
     assert settings.public_key and settings.secret_key
-    path, _ = _store_path(args)
+    path, _ = store_path(args)
     store = TraceStore(path) if path is not None else None
     folders = [Path(settings.prompts_dir).expanduser()] if settings.prompts_dir else []
     manager = PromptManager(
@@ -157,7 +157,7 @@ def _push(args: argparse.Namespace) -> int:
         if store is not None:
             store.close()
     if args.json:
-        _emit({"host": settings.host, "label": args.label or None, "prompts": rows})
+        emit({"host": settings.host, "label": args.label or None, "prompts": rows})
     else:
         out.show(push_table(rows, settings.host))
     return 1 if any(row["action"] == "failed" for row in rows) else 0
@@ -165,7 +165,7 @@ def _push(args: argparse.Namespace) -> int:
 
 def push_table(rows: Sequence[Mapping[str, Any]], host: str) -> Table:
     """What ``prompts push`` did to each local prompt."""
-    table = out._table(
+    table = out.titled_table(
         f"Prompts pushed to {host}",
         [
             ("Prompt", False),
@@ -178,10 +178,10 @@ def push_table(rows: Sequence[Mapping[str, Any]], host: str) -> Table:
     styles = {"created": "green", "failed": "bold red"}
     for row in rows:
         table.add_row(
-            out._text(row["name"]),
-            out._text(row["local_version"]),
+            out.cell(row["name"]),
+            out.cell(row["local_version"]),
             Text(row["action"], style=styles.get(row["action"], "")),
-            out._text(row["langfuse_version"]),
+            out.cell(row["langfuse_version"]),
             Text(out.excerpt(row["error"], 100) if row["error"] else "", style="red"),
         )
     return table
@@ -189,7 +189,7 @@ def push_table(rows: Sequence[Mapping[str, Any]], host: str) -> Table:
 
 # -- hypertool scores ----------------------------------------------------------------------
 def _scores(args: argparse.Namespace) -> int:
-    with _open_store(args) as store:
+    with open_store(args) as store:
         rows = store.scores(
             name=args.name,
             persona=args.persona,
@@ -198,7 +198,7 @@ def _scores(args: argparse.Namespace) -> int:
             offset=args.offset,
         )
     if args.json:
-        _emit(documents.scores_document(rows))
+        emit(documents.scores_document(rows))
     elif not rows:
         out.show("No scores match.")
     else:
@@ -208,7 +208,7 @@ def _scores(args: argparse.Namespace) -> int:
 
 def scores_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     """Scores, newest first."""
-    table = out._table(
+    table = out.titled_table(
         "Scores (newest first)",
         [
             ("Given", False),
@@ -225,10 +225,10 @@ def scores_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         table.add_row(
             out.moment(row["created_ns"]),
             Text(row["trace_id"][:12], style="cyan"),
-            out._text(row["observation_id"]),
-            out._text(row["persona"]),
-            out._text(row["chatmode"]),
-            out._text(row["name"]),
+            out.cell(row["observation_id"]),
+            out.cell(row["persona"]),
+            out.cell(row["chatmode"]),
+            out.cell(row["name"]),
             Text(score_value(row)),
             Text(out.excerpt(row["comment"], 80) if row["comment"] else ""),
         )
@@ -258,7 +258,7 @@ def add_quality_commands(register: Registrar) -> None:
     )
     prompts.add_argument(
         "--min-samples",
-        type=_positive,
+        type=positive,
         default=20,
         metavar="N",
         help="scored generations a version needs to be called best (20)",
@@ -279,5 +279,5 @@ def add_quality_commands(register: Registrar) -> None:
     )
     scores.add_argument("--name", help="scores of this name only")
     scores.add_argument("--persona", help="scores of this persona's work only")
-    scores.add_argument("--limit", type=_positive, default=50, help="at most this many (50)")
-    scores.add_argument("--offset", type=_natural, default=0, help="skip this many first (0)")
+    scores.add_argument("--limit", type=positive, default=50, help="at most this many (50)")
+    scores.add_argument("--offset", type=natural, default=0, help="skip this many first (0)")

@@ -125,16 +125,34 @@ def _key_value(key: str, value: Any) -> bytes:
     return encoded_key + _T2_LEN + _varint(len(any_value)) + any_value
 
 
+# Short string values repeat from span to span (persona, chatmode, model, observation type,
+# environment…): each whole attribute field is encoded once. Bounded: past it, encode anew.
+_pairs: dict[tuple[bytes, str, str], bytes] = {}
+_SHORT = 64
+_MAX_PAIRS = 16_384
+
+
+def _attribute(tag: bytes, key: str, value: Any) -> bytes:
+    if value.__class__ is str and len(value) <= _SHORT:
+        cached = _pairs.get((tag, key, value))
+        if cached is None:
+            cached = _field(tag, _key_value(key, value))
+            if len(_pairs) < _MAX_PAIRS:
+                _pairs[(tag, key, value)] = cached
+        return cached
+    return _field(tag, _key_value(key, value))
+
+
 def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
     if not attributes:
         return b""
     try:
-        return b"".join(_field(tag, _key_value(key, value)) for key, value in attributes.items())
+        return b"".join([_attribute(tag, key, value) for key, value in attributes.items()])
     except _OutOfRange:  # rare: encode again, leaving out what cannot be written
         parts = []
         for key, value in attributes.items():
             try:
-                parts.append(_field(tag, _key_value(key, value)))
+                parts.append(_attribute(tag, key, value))
             except _OutOfRange:
                 continue
         return b"".join(parts)
@@ -209,17 +227,26 @@ def _scope(scope: Any) -> bytes:
 
 
 def _fast(spans: Sequence[ReadableSpan]) -> bytes:
-    # Grouped by resource, then scope, in the order first seen (as the official encoder does).
-    groups: dict[Any, dict[Any, list[bytes]]] = {}
+    # Grouped by resource, then scope, in the order first seen (as the official encoder does),
+    # by identity: hashing a Resource costs more than encoding a span's attributes, and a
+    # pipeline's spans share one resource and scope object.
+    groups: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
     for span in spans:
-        scopes = groups.setdefault(span.resource, {})
-        scopes.setdefault(span.instrumentation_scope or None, []).append(_span(span))
+        resource = span.resource
+        entry = groups.get(id(resource))
+        if entry is None:
+            entry = groups[id(resource)] = (resource, {})
+        scope = span.instrumentation_scope or None
+        scoped = entry[1].get(id(scope))
+        if scoped is None:
+            scoped = entry[1][id(scope)] = (scope, [])
+        scoped[1].append(_span(span))
     out = []
-    for resource, scopes in groups.items():
+    for resource, scopes in groups.values():
         body = _field(_T1_LEN, _attributes(_T1_LEN, resource.attributes))
-        for scope, encoded in scopes.items():
+        for scope, encoded in scopes.values():
             scope_body = _field(_T1_LEN, _scope(scope)) + b"".join(
-                _field(_T2_LEN, span) for span in encoded
+                [_field(_T2_LEN, span) for span in encoded]
             )
             if scope is not None and scope.schema_url:
                 scope_body += _field(_T3_LEN, scope.schema_url.encode("utf-8"))

@@ -8,7 +8,9 @@ Runs on the recorder thread for instrumented calls (and on the caller's thread f
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
+from json.encoder import encode_basestring
 from random import getrandbits
 from typing import Any
 
@@ -37,6 +39,18 @@ from hypertool.instrumentation.recording.spans import (
     repaired,
     repaired_value,
 )
+
+
+def numbers_json(numbers: Mapping[str, float]) -> str:
+    """``json.dumps(numbers)`` for a flat mapping of names to finite numbers, written directly:
+    the general encoder costs more than the rest of a generation's attributes together.
+    """
+    parts = []
+    for key, value in numbers.items():
+        if value.__class__ is float and not math.isfinite(value):
+            return json.dumps(dict(numbers))
+        parts.append(f"{encode_basestring(key)}: {value!r}")
+    return "{" + ", ".join(parts) + "}"
 
 
 class Cleaner:
@@ -238,11 +252,11 @@ class GenerationRecorder:
             if cost is not None:
                 span_attrs[attr.COST_USD] = cost.total
         else:
-            span_attrs[attr.USAGE_DETAILS] = json.dumps(usage.as_langfuse())
+            span_attrs[attr.USAGE_DETAILS] = numbers_json(usage.as_langfuse())
             span_attrs[attr.GEN_AI_INPUT_TOKENS] = usage.input
             span_attrs[attr.GEN_AI_OUTPUT_TOKENS] = usage.output
             if cost is not None:
-                span_attrs[attr.COST_DETAILS] = json.dumps(cost.as_langfuse())
+                span_attrs[attr.COST_DETAILS] = numbers_json(cost.as_langfuse())
         span_attrs[attr.USAGE_ESTIMATED] = usage.estimated
         if context.workflow:
             span_attrs[attr.WORKFLOW] = repaired(context.workflow)

@@ -25,105 +25,34 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 from hypertool.instrumentation._fork import reset_in_child
+from hypertool.instrumentation.budget.accounts import (
+    DEFAULT_REFRESH_S,
+    Account,
+    BudgetExceededError,
+    BudgetStatus,
+    History,
+    Mean,
+    Period,
+    Policy,
+    Spent,
+    period_start_ns,
+)
 from hypertool.instrumentation.personas import PersonaRegistry, builtin_personas, canonical_name
 
 logger = logging.getLogger("hypertool.instrumentation")
 
-Period = Literal["session", "day", "month"]
-Policy = Literal["warn", "block"]
-PERIODS: tuple[Period, ...] = ("session", "day", "month")
-POLICIES: tuple[Policy, ...] = ("warn", "block")
-DEFAULT_REFRESH_S = 1.0
+
+_MAX_CACHED_RULES = 10_000
 
 
-class Spent(NamedTuple):
-    """Usage of one persona: tokens, USD (calls with a known price), number of calls."""
-
-    tokens: int
-    cost_usd: float
-    calls: int = 0
-
-
-NOTHING = Spent(0, 0.0)
-
-History = Callable[[str, int], "Spent | tuple[int, float] | tuple[int, float, int] | None"]
-"""(persona, since_ns) → what everyone else spent since then — earlier runs, other processes
-(e.g. from the local store), not this ledger's own records; None when it cannot be read
-consistently right now (the ledger keeps what it had and reads again on its next call).
-"""
-
-
-class BudgetExceededError(RuntimeError):
-    """A persona with policy ``block`` has spent its budget; the LLM was not called."""
-
-    def __init__(
-        self,
-        persona: str,
-        used: float,
-        budget: float,
-        unit: str = "tokens",
-        reserved: float = 0,
-    ) -> None:
-        in_flight = f", {reserved} more reserved by calls in flight" if reserved else ""
-        super().__init__(
-            f"persona {persona!r} has spent its budget ({used} of {budget} {unit}{in_flight}); "
-            "the call was blocked (budget policy 'block')"
-        )
-        self.persona = persona
-        self.used = used
-        self.budget = budget
-        self.reserved = reserved
-
-
-def period_start_ns(period: Period, now_ns: int | None = None, session_ns: int = 0) -> int:
-    """Start of the current ``period`` (UTC), ns since the epoch."""
-    if period == "session":
-        return session_ns
-    now = datetime.fromtimestamp((now_ns or time.time_ns()) / 1e9, tz=UTC)
-    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    if period == "month":
-        start = start.replace(day=1)
-    return int(start.timestamp() * 1e9)
-
-
-@dataclass
-class _Account:
-    """One persona's usage in one period."""
-
-    period_start: int
-    tokens: int = 0  # recorded by this ledger
-    cost: float = 0.0
-    warned: bool = False
-    others: Spent = NOTHING  # everyone else's, from ``history``
-    baseline: Spent = NOTHING  # everyone else's when the budget was last reset
-    read_at: float = -math.inf  # time.monotonic() of the last ``history`` read
-    reading: bool = False
-    reserved_tokens: int = 0  # set aside for calls in flight
-    reserved_cost: float = 0.0
-    in_flight: int = 0
-
-    @property
-    def used_tokens(self) -> int:
-        return self.tokens + max(self.others.tokens - self.baseline.tokens, 0)
-
-    @property
-    def used_cost(self) -> float:
-        return self.cost + max(self.others.cost_usd - self.baseline.cost_usd, 0.0)
-
-
-@dataclass
-class _Mean:
-    """Tokens and USD per call of one persona (calls that used tokens), over this ledger's
-    life.
-    """
-
-    calls: int = 0
-    tokens: int = 0
-    cost: float = 0.0
+class _Rules(NamedTuple):
+    budget: int | None
+    cost_budget: float | None
+    period: Period
+    policy: Policy
 
 
 @dataclass(eq=False)
@@ -131,7 +60,7 @@ class _Reservation:
     """What one admitted call set aside (see :class:`~.model.records.Reservation`)."""
 
     ledger: BudgetLedger = field(repr=False)
-    account: _Account = field(repr=False)
+    account: Account = field(repr=False)
     persona: str
     tokens: int
     cost: float
@@ -152,28 +81,6 @@ class _Reservation:
         if self.open:
             self.open = False
             self.ledger._abandoned.append(self)
-
-
-@dataclass(frozen=True)
-class BudgetStatus:
-    """A persona's budget state."""
-
-    persona: str
-    period: Period
-    policy: Policy
-    budget: int | None
-    used: int
-    remaining: int | None
-    cost_usd: float
-    cost_budget_usd: float | None
-    cost_remaining_usd: float | None
-
-    @property
-    def exceeded(self) -> bool:
-        """True when the token or USD budget is spent."""
-        over_tokens = self.remaining is not None and self.remaining <= 0 and bool(self.budget)
-        over_cost = self.cost_remaining_usd is not None and self.cost_remaining_usd <= 0
-        return over_tokens or over_cost
 
 
 class BudgetLedger:
@@ -209,8 +116,9 @@ class BudgetLedger:
         self._history = history
         self._sync = sync or _nothing
         self._session_start = time.time_ns()
-        self._accounts: dict[str, _Account] = {}
-        self._means: dict[str, _Mean] = {}
+        self._accounts: dict[str, Account] = {}
+        self._rule_cache: dict[str, _Rules] = {}
+        self._means: dict[str, Mean] = {}
         self._abandoned: deque[_Reservation] = deque()
         self._epoch = 0  # a fork starts a new one: reservations before it are the parent's
         self._lock = threading.Lock()
@@ -235,32 +143,46 @@ class BudgetLedger:
                 account.tokens, account.cost, account.read_at = 0, 0.0, -math.inf
 
     # -- settings per persona --------------------------------------------------------------
+    def _rules(self, persona: str) -> _Rules:
+        """The persona's budget, USD budget, period and policy (looked up once per name:
+        every recorded generation reads them).
+        """
+        rules = self._rule_cache.get(persona)
+        if rules is None:
+            found = self.personas.get(canonical_name(persona))
+            rules = _Rules(
+                found.token_budget if found is not None else None,
+                found.cost_budget_usd if found is not None else None,
+                (found.budget_period if found is not None else None) or self.default_period,
+                (found.budget_policy if found is not None else None) or self.default_policy,
+            )
+            if len(self._rule_cache) < _MAX_CACHED_RULES:
+                self._rule_cache[persona] = rules
+        return rules
+
     def budget(self, persona: str) -> int | None:
         """The persona's budget in tokens, or None if it has none."""
-        return self.personas.budget(persona)
+        return self._rules(persona).budget
 
     def period(self, persona: str) -> Period:
         """The persona's budget period."""
-        found = self.personas.get(canonical_name(persona))
-        return (found.budget_period if found else None) or self.default_period
+        return self._rules(persona).period
 
     def policy(self, persona: str) -> Policy:
         """The persona's budget policy."""
-        found = self.personas.get(canonical_name(persona))
-        return (found.budget_policy if found else None) or self.default_policy
+        return self._rules(persona).policy
 
     def cost_budget(self, persona: str) -> float | None:
         """The persona's budget in USD, or None if it has none."""
-        found = self.personas.get(canonical_name(persona))
-        return found.cost_budget_usd if found else None
+        return self._rules(persona).cost_budget
 
     # -- accounts --------------------------------------------------------------------------
-    def _account(self, name: str) -> _Account:
+    def _account(self, name: str) -> Account:
         """The persona's account of the current period (call with the lock held)."""
         start = period_start_ns(self.period(name), None, self._session_start)
         account = self._accounts.get(name)
         if account is None or account.period_start != start:
-            account = _Account(start)
+            account = Account(start)
             if self._uses_history(name):
                 # The first read of a period is waited for: nothing is known before it.
                 found = self._read_history(name, start, first=True)
@@ -377,7 +299,7 @@ class BudgetLedger:
         if reservation is not None:
             reservation.release()
 
-    def _estimate(self, name: str, account: _Account) -> tuple[int, float]:
+    def _estimate(self, name: str, account: Account) -> tuple[int, float]:
         """Expected tokens and USD of one call: the persona's mean, from this ledger's calls,
         else from others' (the store's), else nothing yet.
         """
@@ -411,7 +333,7 @@ class BudgetLedger:
             if tokens:  # a failed call used nothing, and is no estimate of the next one
                 mean = self._means.get(name)
                 if mean is None:
-                    mean = self._means[name] = _Mean()
+                    mean = self._means[name] = Mean()
                 mean.calls += 1
                 mean.tokens += tokens
                 mean.cost += cost
@@ -430,7 +352,7 @@ class BudgetLedger:
                 self.cost_budget(name),
             )
 
-    def _over(self, name: str, account: _Account) -> bool:
+    def _over(self, name: str, account: Account) -> bool:
         budget, cost_budget = self.budget(name), self.cost_budget(name)
         return bool(budget and account.used_tokens >= budget) or (
             cost_budget is not None and account.used_cost >= cost_budget

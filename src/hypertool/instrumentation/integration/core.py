@@ -1,67 +1,39 @@
-"""The guide's API: :class:`LangfuseIntegration` and the process default integration.
+"""The guide's API: :class:`LangfuseIntegration`, the composition root users call.
 
-The integration is the composition root: it builds the settings, the sinks and their delivery
-pipeline (:mod:`~hypertool.instrumentation.export`), the local store
-(:mod:`~hypertool.instrumentation.store`), the recorder thread and recorders
-(:mod:`~hypertool.instrumentation.recording`), scores and managed prompts
-(:mod:`~hypertool.instrumentation.quality`), and the budget ledger, and lends itself to
-capture (:mod:`~hypertool.instrumentation.capture`) as the target calls are handed to.
-
-Lifetimes: nothing of the library holds an integration strongly (its threads, the exit hook
-and the fork registry hold weak references), so one dropped without :meth:`shutdown` is
-collected; what it still had pending is then delivered from a short-lived thread (within the
-exit timeout) and its threads and files end. At process exit (and at the exit of a
-``multiprocessing`` child) every live integration is shut down.
+It builds its parts from the settings (:mod:`.assembly`) and lends itself to capture
+(:mod:`~hypertool.instrumentation.capture`) as the target calls are handed to; how it ends is
+:mod:`.lifetime`'s.
 """
 
 from __future__ import annotations
 
-import functools
-import threading
-import time
 import weakref
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from hypertool.instrumentation import semconv as attr
 from hypertool.instrumentation._config import Settings, load_settings, mask_secret
-from hypertool.instrumentation._fork import at_exit, on_fork_in_child
-from hypertool.instrumentation._log import enable_debug_logging, forget_warnings, logger, warn_once
-from hypertool.instrumentation.budget import BudgetLedger, History, Period, Policy
-from hypertool.instrumentation.export.drops import dropped_spans_counter, start_at_zero
-from hypertool.instrumentation.masking import MaskFunction, chain
+from hypertool.instrumentation._log import enable_debug_logging, logger
+from hypertool.instrumentation.integration import lifetime
+from hypertool.instrumentation.integration.assembly import assemble
+from hypertool.instrumentation.masking import MaskFunction
 from hypertool.instrumentation.model.handles import (
     GenerationContext,
     PendingGeneration,
     SpanContext,
     TraceContext,
 )
-from hypertool.instrumentation.model.prompts import ManagedPrompt, active_link, find_link
+from hypertool.instrumentation.model.prompts import ManagedPrompt
 from hypertool.instrumentation.model.records import (
-    CallContext,
     GenerationInput,
     GenerationListener,
     Reservation,
 )
 from hypertool.instrumentation.model.scores import ScoreListener, ScoreSink
-from hypertool.instrumentation.model.usage import (
-    Usage,
-    estimate_tokens,
-    text_of,
-    usage_from_argument,
-)
-from hypertool.instrumentation.personas import (
-    PersonaRegistry,
-    builtin_personas,
-    canonical_name,
-    load_personas,
-)
-from hypertool.instrumentation.pricing import PriceTable, load_prices
-from hypertool.instrumentation.recording.deferred import DeferredWork
-from hypertool.instrumentation.recording.recorder import Cleaner, GenerationRecorder
-from hypertool.instrumentation.recording.spans import FinishedSpans, to_ns
-from hypertool.instrumentation.recording.traces import TraceRecorder
+from hypertool.instrumentation.model.usage import Usage
+from hypertool.instrumentation.personas import PersonaRegistry
+from hypertool.instrumentation.pricing import PriceTable
+from hypertool.instrumentation.recording.explicit import explicit_generation
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -70,11 +42,6 @@ if TYPE_CHECKING:
 
     from hypertool.instrumentation.export.pipeline import Pipeline
     from hypertool.instrumentation.quality import Quality
-    from hypertool.instrumentation.store import StoreExporter
-
-
-EXIT_RESERVE_S = 0.2
-"""Of the exit timeout, what process exit keeps for closing sinks and interpreter teardown."""
 
 
 class LangfuseIntegration:
@@ -106,7 +73,8 @@ class LangfuseIntegration:
         mask: Applied to prompts, completions, metadata and error messages after the built-in
             masking of API keys, tokens and passwords, before anything leaves the process.
         export_timeout: Seconds one export request may take (``HYPERTOOL_EXPORT_TIMEOUT``).
-        exit_timeout: Seconds process exit may wait for delivery (``HYPERTOOL_EXIT_TIMEOUT``).
+        exit_timeout: Seconds process exit may take on our behalf, interpreter teardown
+            included (``HYPERTOOL_EXIT_TIMEOUT``).
         queue_size: Spans held per sink while it is slow (``HYPERTOOL_QUEUE_SIZE``).
         score_sinks: Extra score sinks, name → an object with ``export_scores(scores) -> int``
             and ``close_scores()`` (:class:`~hypertool.instrumentation.model.scores.ScoreSink`);
@@ -150,123 +118,43 @@ class LangfuseIntegration:
         settings = self.settings
         if settings.debug:
             enable_debug_logging()
-        if personas is None:
-            personas = builtin_personas()
-            if settings.personas_dir:
-                personas = personas.merged(load_personas(settings.personas_dir))
-        self.personas = personas
-        self.prices = prices if prices is not None else PriceTable()
-        if prices is None and settings.prices_file:
-            self.prices = self.prices.with_overrides(load_prices(settings.prices_file))
         self._metrics_registry = metrics_registry
-        self._store: StoreExporter | None = None
-        sinks, history = self._build_sinks(exporters or {})
-        self._deferred = DeferredWork(settings.queue_size)
-        # The OpenTelemetry SDK and the sinks are imported here, when an integration is built,
-        # so that importing the package stays light.
-        from hypertool.instrumentation.export.pipeline import Pipeline
-        from hypertool.instrumentation.store import DELIVERY_INTERVAL_S as STORE_INTERVAL_S
-
-        self._pipeline: Pipeline | None = (
-            Pipeline(
-                sinks,
-                queue_size=settings.queue_size,
-                exit_timeout=settings.exit_timeout,
-                # Not a bound method: the pipeline must not keep the integration alive.
-                on_drop=(functools.partial(_count_dropped, self.metrics_registry),),
-                tracer_provider=tracer_provider,
-                schedule_delays={"store": STORE_INTERVAL_S},
-            )
-            if sinks
-            else None
-        )
-        if sinks:  # known label values start at 0, so increase() sees the first drop
-            start_at_zero(self.metrics_registry, sinks)
-        tracer = self._pipeline.tracer if self._pipeline else None
-        deferred = self._deferred
-
-        def sync() -> None:  # not self.drain: the ledger must not keep the integration alive
-            deferred.drain()
-
-        self.budgets = BudgetLedger(
-            personas,
-            period=cast(Period, settings.budget_period),
-            policy=cast(Policy, settings.budget_policy),
-            history=history,
-            sync=sync,
-            refresh_s=settings.budget_refresh_s,
-        )
-        clean = Cleaner(chain(mask), settings.max_field_chars)
-        common = {
-            key: value
-            for key, value in (
-                (attr.ENVIRONMENT, settings.environment),
-                (attr.RELEASE, settings.release),
-            )
-            if value
-        }
-        finished = None
-        if self._pipeline is not None and self._pipeline.own_provider:
-            pipeline = self._pipeline
-            finished = FinishedSpans(pipeline.emit, pipeline.provider.resource, pipeline.scope)
-        self._generations = GenerationRecorder(
-            tracer, self.prices, self.budgets, clean, finished=finished, common=common
-        )
-        self._traces = TraceRecorder(tracer, clean, self, self.trace_url, common)
-        from hypertool.instrumentation.quality import Quality
-
-        # Scores and prompts; like the finalizer below, they hold the recorder queue, never the
-        # integration.
-        self._quality: Quality = Quality(
+        parts = assemble(
             settings,
-            clean=clean,
-            defer=self._deferred.defer,
-            store=self._store,
+            owner=self,
+            trace_url=self.trace_url,
+            metrics_registry=self.metrics_registry,
+            personas=personas,
+            prices=prices,
+            exporters=exporters or {},
+            mask=mask,
+            tracer_provider=tracer_provider,
             score_sinks=score_sinks,
-            metrics_registry=metrics_registry,
+            given_metrics_registry=metrics_registry,
         )
+        self.personas = parts.personas
+        self.prices = parts.prices
+        self.enabled = parts.enabled
+        self.budgets = parts.budgets
+        self._store = parts.store
+        self._deferred = parts.deferred
+        self._pipeline = parts.pipeline
+        self._generations = parts.generations
+        self._traces = parts.traces
+        self._quality = parts.quality
         # Collected without shutdown(): finish the pending work elsewhere. The finalizer holds
         # the queue and the pipeline, never the integration (items waiting in the queue refer
         # to it, so it is only collected once they are recorded).
         self._finalizer = weakref.finalize(
-            self, _release, self._deferred, self._pipeline, self._quality, settings.exit_timeout
+            self,
+            lifetime.release,
+            self._deferred,
+            self._pipeline,
+            self._quality,
+            settings.exit_timeout,
         )
-        self._finalizer.atexit = False  # exit shuts live integrations down (_shutdown_all)
-        _live.add(self)
-        at_exit(_shutdown_all)
-
-    def _build_sinks(
-        self, exporters: Mapping[str, SpanExporter]
-    ) -> tuple[dict[str, SpanExporter], History | None]:
-        """The sinks from the settings and ``exporters``, and the store's usage history."""
-        from hypertool.instrumentation.export.sinks import build_sinks
-        from hypertool.instrumentation.store import StoreError, StoreExporter
-
-        settings = self.settings
-        sinks = build_sinks(settings)
-        self.enabled = "langfuse" in sinks
-        history = None
-        if "store" not in exporters and settings.store_path is not None:
-            try:
-                store = StoreExporter(
-                    settings.store_path,
-                    retention_days=settings.store_retention_days,
-                    max_field_chars=settings.store_max_field_chars,
-                )
-                sinks["store"] = store
-                self._store = store
-                history = store.spent_by_others
-            except (StoreError, OSError) as exc:
-                warn_once("store-failed", "the local trace store is off: %s", exc)
-        sinks.update(exporters)
-        if not settings.langfuse_configured:
-            warn_once(
-                "not-configured",
-                "Langfuse not configured (LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY unset): "
-                "tracing to Langfuse is off (other sinks: %s)",
-                ", ".join(sorted(sinks)) or "none",
-            )
-        return sinks, history
+        self._finalizer.atexit = False  # exit shuts live integrations down (lifetime)
+        lifetime.track(self)
 
     # -- properties ------------------------------------------------------------------------
     @property
@@ -441,42 +329,21 @@ class LangfuseIntegration:
         prompt's name and version. Score the returned generation with :meth:`score`.
         """
         try:
-            persona_name = (
-                canonical_name(persona)
-                if persona
-                else (parent.persona if parent is not None else trace.persona)
-            )
-            prompt_text = text_of(prompt)
-            completion_text = "" if completion is None else text_of(completion)
-            resolved = usage_from_argument(usage) or (
-                Usage(0, 0, True)  # a failed call reported nothing and is normally not billed
-                if error is not None
-                else Usage(estimate_tokens(prompt_text), estimate_tokens(completion_text), True)
-            )
-            end_ns = to_ns(end_time) or time.time_ns()
-            start_ns = to_ns(start_time) or end_ns
-            workflow = stage = ""
-            if parent is not None:
-                workflow = str(parent.metadata.get("workflow", ""))
-                stage = str(parent.metadata.get("stage", ""))
             return self.record(
-                GenerationInput(
-                    context=CallContext(
-                        trace, parent, persona_name, trace.chatmode, workflow, stage
-                    ),
-                    name=name,
-                    model=model,
-                    prompt=prompt_text,
-                    completion=completion_text,
-                    usage=resolved,
-                    start_ns=start_ns,
-                    end_ns=end_ns,
-                    error=error,
-                    metadata=metadata,
+                explicit_generation(
+                    trace,
+                    name,
+                    model,
+                    prompt,
+                    completion,
+                    usage,
+                    metadata,
+                    parent=parent,
+                    persona=persona,
+                    start_time=start_time,
+                    end_time=end_time,
                     model_parameters=model_parameters,
-                    # A compiled managed prompt as the prompt (or one entered with
-                    # ``with prompt.linked():``) links the generation to its version.
-                    prompt_link=find_link(prompt) or active_link(),
+                    error=error,
                 )
             )
         except Exception:
@@ -606,27 +473,11 @@ class LangfuseIntegration:
             since the previous flush.
 
         """
-        deadline = time.monotonic() + max(timeout, 0.0)
-        # Recording what is pending is part of the time allowed: a large backlog must not make
-        # flush() overrun it (what is left is recorded by the recorder thread).
-        recorded = self._deferred.drain(timeout)
-        try:
-            # Scores and spans are delivered at once, under the one deadline.
-            scores = self._quality.request_flush()
-            ok = recorded
-            if self._pipeline is not None:
-                ok = self._pipeline.flush(deadline - time.monotonic()) and ok
-            return self._quality.wait(scores, deadline) and ok
-        except Exception:
-            logger.debug("flush failed", exc_info=True)
-            return False
+        return lifetime.flush(self._deferred, self._pipeline, self._quality, timeout)
 
-    def _exit_budget(self) -> float:
-        """Seconds the exit hook may deliver for: the exit timeout bounds the whole exit, so
-        a little of it is left for closing the sinks and the interpreter's own teardown.
-        """
-        timeout = self.settings.exit_timeout
-        return max(timeout - min(EXIT_RESERVE_S, timeout / 2), 0.0)
+    def exit_budget(self) -> float:
+        """Seconds the exit hook may deliver for (all but a little of the exit timeout)."""
+        return lifetime.exit_budget(self.settings.exit_timeout)
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Record what is pending and flush, for at most ``timeout`` seconds together (the exit
@@ -634,103 +485,6 @@ class LangfuseIntegration:
         when the time runs out are counted as dropped by every sink.
         """
         self._finalizer.detach()
-        _live.discard(self)
+        lifetime.untrack(self)
         budget = max(self.settings.exit_timeout if timeout is None else timeout, 0.0)
-        return _close(self._deferred, self._pipeline, self._quality, budget)
-
-
-def _count_dropped(registry: CollectorRegistry, sink: str, count: int) -> None:
-    dropped_spans_counter(registry).labels(sink).inc(count)
-
-
-def _close(
-    deferred: DeferredWork, pipeline: Pipeline | None, quality: Quality, timeout: float
-) -> bool:
-    """Record what is pending and deliver it (spans and scores), within ``timeout`` seconds
-    together; stop.
-    """
-    deadline = time.monotonic() + timeout
-    recorded = deferred.drain(timeout)
-    # Of what was left unrecorded, scores are counted as dropped scores, the rest as spans.
-    left, scores_left = (0, 0) if recorded else deferred.discard_counting(quality.owns)
-    lost_scores = scores_left + quality.recorder.abandon_parked()
-    if quality.delivery is None:
-        quality.close(0.0, None, lost_scores)
-        if pipeline is None:
-            return recorded
-        pipeline.count_dropped(left - scores_left)
-        return pipeline.close(deadline - time.monotonic()) and recorded
-    # Scores and spans are delivered at once; scores close first, as the store (a sink of
-    # both) closes with the spans.
-    scores = quality.request_flush() if timeout > 0 else None
-    spans = pipeline.request_flush() if pipeline is not None and timeout > 0 else None
-    ok = quality.close(max(deadline - time.monotonic(), 0.0), scores, lost_scores) and recorded
-    if pipeline is not None:
-        pipeline.count_dropped(left - scores_left)
-        ok = pipeline.close(max(deadline - time.monotonic(), 0.0), spans) and ok
-    return ok
-
-
-def _release(
-    deferred: DeferredWork, pipeline: Pipeline | None, quality: Quality, timeout: float
-) -> None:
-    """An integration was collected without shutdown(): close it off the collecting thread
-    (possibly the caller's); not a daemon, so process exit waits for it, within ``timeout``.
-    """
-    try:
-        threading.Thread(
-            target=_close, args=(deferred, pipeline, quality, timeout), name="hypertool-release"
-        ).start()
-    except RuntimeError:  # interpreter shutdown: no new threads; count what is left
-        _close(deferred, pipeline, quality, 0.0)
-
-
-_live: weakref.WeakSet[LangfuseIntegration] = weakref.WeakSet()
-
-
-def _shutdown_all() -> None:
-    """At exit: shut every live integration down (each within its exit timeout)."""
-    for integration in list(_live):
-        try:
-            integration.shutdown(integration._exit_budget())
-        except Exception:
-            logger.debug("shutdown at exit failed", exc_info=True)
-
-
-_default: LangfuseIntegration | None = None
-_default_lock = threading.Lock()
-
-
-def _fresh_default_lock() -> None:
-    global _default_lock
-    _default_lock = threading.Lock()
-
-
-on_fork_in_child(_fresh_default_lock)
-
-
-def get_langfuse_integration() -> LangfuseIntegration:
-    """The process default integration, built from the environment on first use."""
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                _default = LangfuseIntegration()
-    return _default
-
-
-def set_langfuse_integration(integration: LangfuseIntegration | None) -> None:
-    """Make ``integration`` the process default (None: build anew from the environment)."""
-    global _default
-    with _default_lock:
-        _default = integration
-
-
-def reset_langfuse_integration() -> None:
-    """Forget the process default and the once-per-process warnings (for tests)."""
-    global _default
-    with _default_lock:
-        previous, _default = _default, None
-    if previous is not None:
-        previous.shutdown(0.0)
-    forget_warnings()
+        return lifetime.close(self._deferred, self._pipeline, self._quality, budget)
