@@ -59,6 +59,7 @@ PERSONAS = [
 MODELS = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4", "gemini-2.0-flash", "my-local-model"]
 CHATMODES = ["package-release", "feature-implementation", "debugging", "code-review"]
 WORKFLOWS = ["package-release-workflow", "feature-workflow", "incident-workflow"]
+PROMPTS = [f"release/prompt-{n}" for n in range(4)]
 RESPONSE: dict[str, Any] = {
     "id": "chatcmpl-bench",
     "object": "chat.completion",
@@ -80,11 +81,13 @@ def seed(
     *,
     streamed: float = 0.0,
     prompt_chars: int = 0,
+    prompted: float = 0.0,
 ) -> float:
     """Write ``generations`` generations through the exporter; returns seconds taken.
 
     ``streamed``: the share of generations with a time to first token; ``prompt_chars``: the
-    length of each prompt (its completion is half as long; default: a short sentence).
+    length of each prompt (its completion is half as long; default: a short sentence);
+    ``prompted``: the share made from a managed prompt (:data:`PROMPTS`, versions 1 to 3).
     """
     rng = random.Random(7)
     resource = Resource.create({"service.name": "hypertool-bench"})  # one, not one per span
@@ -157,6 +160,9 @@ def seed(
             if failed:
                 attributes[attr.LEVEL] = attr.LEVEL_ERROR
                 attributes[attr.STATUS_MESSAGE] = "rate limited"
+            if prompted and rng.random() < prompted:
+                attributes[attr.PROMPT_NAME] = rng.choice(PROMPTS)
+                attributes[attr.PROMPT_VERSION] = rng.randrange(1, 4)
             begin = start + rng.randrange(0, 50) * 10**9
             if streamed and rng.random() < streamed:
                 first = begin + int(rng.lognormvariate(19.0, 0.5))

@@ -76,6 +76,10 @@ def test_prompts_json_per_prompt_version_and_persona(
     }
     narrowed = run_json(capsys, "prompts", "--persona", "devops-engineer", "--json")
     assert [row["persona"] for row in narrowed["rows"]] == ["devops-engineer"]
+    one = stages[0].prompt_name
+    only = run_json(capsys, "prompts", "--prompt", one, "--json")
+    assert only["rows"] == [row for row in document["rows"] if row["prompt"] == one]
+    assert [b["prompt"] for b in only["best"]] == [one]
     assert (
         run_json(capsys, "prompts", "--min-samples", "2", "--score", "on_topic", "--json")["best"][
             0
@@ -105,7 +109,12 @@ def test_scores_json(runs: list[WorkflowResult], capsys: pytest.CaptureFixture[s
     mine = run_json(capsys, "scores", "--persona", "Backend Engineer", "--json")["scores"]
     assert {row["name"] for row in mine} == {"quality_gate", "on_topic"}
     assert all(row["persona"] == "backend-engineer" for row in mine)
-    assert len(run_json(capsys, "scores", "--limit", "3", "--json")["scores"]) == 3
+    every = run_json(capsys, "scores", "--json")["scores"]
+    assert run_json(capsys, "scores", "--limit", "3", "--json")["scores"] == every[:3]
+    assert (
+        run_json(capsys, "scores", "--limit", "3", "--offset", "2", "--json")["scores"]
+        == (every[2:5])
+    )
     assert main(["scores"]) == 0
     assert "quality_gate" in capsys.readouterr().out
 

@@ -151,10 +151,10 @@ def test_persona_overview_budget_and_activity(seeded: Seeded) -> None:
         expected = report.get(name)
         if expected is None:
             assert row["activity"]["generations"] == 0
+            assert (row["activity"]["scores"], row["activity"]["gate_pass_rate"]) == ({}, None)
         else:
-            # The report's quality columns (scores, gate pass rate) are not activity.
-            quality = {"group", "scores", "gate_pass_rate"}
-            assert row["activity"] == {k: v for k, v in expected.items() if k not in quality}
+            # The persona's ``report --by persona`` row, score means and gate pass rate too.
+            assert row["activity"] == {k: v for k, v in expected.items() if k != "group"}
     assert not by_name["my-bot"]["registered"] and by_name["my-bot"]["budget_tokens"] is None
     assert only == by_name["my-bot"]
 

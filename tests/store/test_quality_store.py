@@ -330,6 +330,50 @@ def test_report_gains_score_means_and_the_gate_pass_rate(db: Path) -> None:
     # By model: generation scores go to the generation's model; stage scores have none.
     assert by_model["gpt-4o"]["scores"]["helpful"]["n"] == 3
     assert by_model[None]["scores"]["quality_gate"]["n"] == 3
+    # Each persona's activity (``hypertool personas``, the UI's Personas page) is its row.
+    with TraceStore(db, read_only=True) as store:
+        personas = {row["persona"]: row["activity"] for row in store.personas()}
+    for name, row in rows.items():
+        assert personas[name] == {key: value for key, value in row.items() if key != "group"}
+
+
+def test_prompts_report_for_one_prompt_is_its_rows_of_the_whole(db: Path) -> None:
+    now = time.time_ns()
+    seed(db, [("backend-engineer", 1, [1.0, 0.5]), ("backend-engineer", 2, [0.2])], now)
+    with TraceStore(db) as store:
+        store.write_spans(
+            [
+                readable_span(
+                    7,
+                    99,
+                    attributes={
+                        **generation_attributes(
+                            Gen("", "devops-engineer", "m", 1, 1, 0.1, 0, 1), "t"
+                        ),
+                        attr.PROMPT_NAME: "other",
+                        attr.PROMPT_VERSION: 1,
+                    },
+                    start_ns=now,
+                )
+            ]
+        )
+        whole = store.prompts_report()
+        one = store.prompts_report(prompt=PROMPT)
+        assert store.prompts_report(prompt="nothing")["rows"] == []
+    assert {row["prompt"] for row in whole["rows"]} == {PROMPT, "other"}
+    assert one["rows"] == [row for row in whole["rows"] if row["prompt"] == PROMPT]
+    assert one["best"] == [answer for answer in whole["best"] if answer["prompt"] == PROMPT]
+
+
+def test_scores_a_page_at_a_time_and_how_many(db: Path) -> None:
+    now = time.time_ns()
+    seed(db, [("backend-engineer", 1, [1.0, 0.5, 0.2]), ("devops-engineer", 1, [0.0])], now)
+    with TraceStore(db, read_only=True) as store:
+        every = store.scores(limit=100)
+        assert store.count_scores() == len(every) == 6  # 4 helpful, 2 gates
+        assert store.scores(limit=2, offset=3) == every[3:5]
+        assert store.count_scores(name="helpful", persona="Backend Engineer") == 3
+        assert store.count_scores(since_ns=now + 10**9) == 0
 
 
 def test_trace_tree_shows_each_score_on_its_observation(db: Path) -> None:
@@ -365,7 +409,7 @@ def test_retention_deletes_old_scores(db: Path) -> None:
                 _score("new", 1, None, "x", 1.0, "NUMERIC", "p", time.time_ns()),
             ]
         )
-        store._run(
+        store.run(
             lambda c: c.execute(  # a trace old enough that purge runs
                 "INSERT INTO traces (trace_id, start_ns, end_ns, status) "
                 "VALUES ('aa', ?, ?, 'success')",
@@ -392,6 +436,8 @@ def test_prompt_versions_number_each_change(db: Path) -> None:
         assert store.prompt_version("p")["version"] == 4  # type: ignore[index]
         assert store.prompt_version("q")["prompt"] == [{"role": "user", "content": "hi"}]  # type: ignore[index]
         assert store.prompt_version("p", 9) is None
+        assert [v["version"] for v in store.prompt_versions("p")] == [1, 2, 3, 4]
+        assert [v["name"] for v in store.prompt_versions()] == ["p"] * 4 + ["q"]
 
 
 def test_version_2_store_migrates_forward_with_rows_intact(db: Path) -> None:

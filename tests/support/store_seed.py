@@ -49,6 +49,8 @@ class Gen:
     prompt: str = "prompt"
     completion: str = "completion"
     first_token_ms: float | None = None  # streamed: the first token this long after the start
+    prompt_name: str | None = None  # made from this managed prompt…
+    prompt_version: int | None = None  # …at this version
 
     @property
     def total(self) -> int:
@@ -78,6 +80,7 @@ class Seeded:
     generations: list[Gen]
     trace_ids: dict[str, str] = field(default_factory=dict)
     span_ids: dict[int, str] = field(default_factory=dict)  # index in generations → span id
+    stage_ids: dict[str, str] = field(default_factory=dict)  # "trace key/stage" → span id
 
     def start_ns(self, ago_min: float) -> int:
         return self.now_ns - int(ago_min * MINUTE)
@@ -261,6 +264,9 @@ def generation_attributes(gen: Gen, trace_name: str, start_ns: int = 0) -> dict[
         attributes[attr.STATUS_MESSAGE] = gen.error
     if gen.first_token_ms is not None:
         attributes[attr.COMPLETION_START_TIME] = iso_time(start_ns + int(gen.first_token_ms * MS))
+    if gen.prompt_name is not None:
+        attributes[attr.PROMPT_NAME] = gen.prompt_name
+        attributes[attr.PROMPT_VERSION] = gen.prompt_version
     return attributes
 
 
@@ -327,6 +333,8 @@ def seed_store(
                         },
                         start_time=seeded.start_ns(gen.ago_min) - MS,
                     )
+                    stage_id = stages[gen.stage].get_span_context().span_id
+                    seeded.stage_ids[f"{spec.key}/{gen.stage}"] = format(stage_id, "016x")
                 parent = stages[gen.stage]
             begin = seeded.start_ns(gen.ago_min)
             span = tracer.start_span(

@@ -79,7 +79,7 @@ async def table(page: Page, name: str) -> list[dict[str, dict[str, str | None]]]
 
 def shown_text(column: Column, row: Mapping[str, Any]) -> str:
     """How a page must show ``column`` of a CLI row: the display functions the CLI uses."""
-    value = lookup(row, column.key)
+    value = column.value(row)
     if column.kind in ("tokens", "count"):
         return display.tokens(value)
     if column.kind == "cost":
@@ -89,6 +89,8 @@ def shown_text(column: Column, row: Mapping[str, Any]) -> str:
         return display.duration(value)
     if column.kind == "percent":
         return display.percent(value)
+    if column.kind == "mean":
+        return display.mean(value)
     raise AssertionError(f"not a number column: {column}")
 
 
@@ -102,10 +104,10 @@ def assert_rows_match(
     for seen, row in zip(shown, printed, strict=True):
         for column in columns:
             if column.kind == "persona":
-                assert seen[column.key]["text"] == (lookup(row, column.key) or "—")
+                assert seen[column.key]["text"] == (column.value(row) or "—")
             if not column.numeric:
                 continue
-            expected = lookup(row, column.key)
+            expected = column.value(row)
             raw = seen[column.key]["value"]
             assert (float(raw) if raw else None) == expected, (column.key, raw, expected)
             assert seen[column.key]["text"] == shown_text(column, row), column.key

@@ -1,16 +1,23 @@
-"""Fixtures of the web UI tests: a seeded store with a hostile prompt and streamed calls."""
+"""Fixtures of the web UI tests: a seeded store with a hostile prompt and streamed calls,
+generations made from managed prompts (two of whose versions' texts the store records, one
+holding a script), and scores on generations, stages and a trace.
+"""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright
 
+from hypertool.instrumentation import Score
+from hypertool.instrumentation.store import StoreExporter, TraceStore
 from support.store_seed import GENERATIONS, TRACES, Gen, Seeded, TraceSpec, seed_store
 from support.ui_server import RunningUi, running_ui
 
@@ -21,9 +28,32 @@ SCRIPT_PROMPT = (
 """A prompt a page must show as text: run, it would set ``__pwned`` or fetch another host."""
 LONG_COMPLETION = "Step {n}: checked the release notes and the changelog.\n" * 40
 
+NOTES, ANSWER = "release/notes", "support/answer"
+PERSONA = "backend-engineer"
+NOTES_TEXTS = [
+    "Write the release notes of {{version}}.\nList every change.\nKeep it short.",
+    "Write the release notes of {{version}}.\nList every change.\nKeep it short and friendly.\n"
+    + SCRIPT_PROMPT,
+]
+"""The texts of versions 1 and 2 of NOTES the store records; version 3 came from Langfuse."""
+ANSWER_MESSAGES = [
+    [
+        {"role": "system", "content": "You answer support questions."},
+        {"role": "user", "content": "{{q}}"},
+    ],
+    [
+        {"role": "system", "content": "You answer support questions kindly."},
+        {"role": "user", "content": "{{q}}"},
+    ],
+]
+ANSWER_CONFIGS = [{}, {"temperature": 0.2}]
+RELEVANCE = {1: [0.52, 0.55, 0.5, 0.58, 0.54], 2: [0.91, 0.93, 0.9, 0.95, 0.92], 3: [0.7, 0.8]}
+"""Relevance of each generation made from NOTES, per version: version 2 is clearly best."""
+
 UI_TRACES = [
     *TRACES,
     TraceSpec("hostile", "hostile-input", "frontend-engineer", "feature-implementation", "", 8),
+    TraceSpec("notes", "release-notes", "backend-engineer", "package-release", "release-notes", 16),
 ]
 UI_GENERATIONS = [
     *GENERATIONS,
@@ -55,18 +85,116 @@ UI_GENERATIONS = [
         completion="Done",
         first_token_ms=60.0,
     ),
+    *(
+        Gen(
+            "notes",
+            "testing-specialist" if version == 3 else "backend-engineer",
+            "gpt-4o",
+            300 + 10 * n,
+            120,
+            0.001,
+            15.9 - version * 0.2 - n * 0.01,
+            200.0 + 40 * n + 100 * version,
+            "package-release",
+            "release-notes",
+            f"draft-v{version}",
+            prompt=f"Write the release notes of 1.{version}.{n}",
+            completion="Notes",
+            prompt_name=NOTES,
+            prompt_version=version,
+        )
+        for version, values in RELEVANCE.items()
+        for n in range(len(values))
+    ),
+    *(
+        Gen(
+            "notes",
+            "frontend-engineer",
+            "gpt-4o-mini",
+            50,
+            20,
+            0.0002,
+            15.0 - version * 0.1,
+            150.0,
+            "package-release",
+            "release-notes",
+            prompt="How do I upgrade?",
+            completion="Run pip install -U",
+            error="rate limited" if version == 1 else None,
+            prompt_name=ANSWER,
+            prompt_version=version,
+        )
+        for version in (1, 2)
+    ),
 ]
+
+
+def seed_ui_store(path: Path) -> Seeded:
+    """The UI tests' store: spans, the texts of local prompt versions, and scores."""
+    seeded = seed_store(path, UI_TRACES, UI_GENERATIONS)
+    with TraceStore(path) as store:
+        for text in NOTES_TEXTS:
+            store.record_prompt_version(NOTES, "text", text, "{}")
+        for messages, config in zip(ANSWER_MESSAGES, ANSWER_CONFIGS, strict=True):
+            store.record_prompt_version(ANSWER, "chat", json.dumps(messages), json.dumps(config))
+    trace_id = seeded.trace_ids["notes"]
+    at = seeded.start_ns(15)
+
+    def score(score_id: str, name: str, value: float | str, kind: Any, **more: Any) -> Score:
+        return Score(score_id, trace_id, name, value, kind, at + len(scores), **more)
+
+    scores: list[Score] = []
+    comment = '<b>clear</b> & "kind"'
+    scores.append(score("helpful", "helpful", 1.0, "BOOLEAN", persona=PERSONA, comment=comment))
+    values = {version: iter(found) for version, found in RELEVANCE.items()}
+    for index, gen in enumerate(seeded.generations):
+        if gen.prompt_name == NOTES:
+            value = next(values[gen.prompt_version or 0])
+            span_id = seeded.span_ids[index]
+            scores.append(
+                score(
+                    f"r-{index}",
+                    "relevance",
+                    value,
+                    "NUMERIC",
+                    observation_id=span_id,
+                    persona=gen.persona,
+                    chatmode=gen.chatmode,
+                )
+            )
+    for version, passed in ((1, 0.0), (2, 1.0), (3, 1.0)):
+        stage = f"draft-v{version}"
+        who = "testing-specialist" if version == 3 else PERSONA
+        scores.append(
+            score(
+                f"gate-{version}",
+                "quality_gate",
+                passed,
+                "BOOLEAN",
+                persona=who,
+                stage=stage,
+                observation_id=seeded.stage_ids[f"notes/{stage}"],
+                chatmode="package-release",
+            )
+        )
+    first = next(i for i, g in enumerate(seeded.generations) if g.prompt_name == ANSWER)
+    tone = seeded.span_ids[first]
+    scores.append(score("tone", "tone", "formal", "CATEGORICAL", observation_id=tone))
+    exporter = StoreExporter(path, retention_days=30)
+    assert exporter.export_scores(scores) == 0
+    exporter.shutdown()
+    return seeded
 
 
 @pytest.fixture(scope="module")
 def ui_seeded(tmp_path_factory: pytest.TempPathFactory) -> Seeded:
     """The store the UI tests read (one per module: the browser tests share one server)."""
-    return seed_store(tmp_path_factory.mktemp("ui-store") / "traces.db", UI_TRACES, UI_GENERATIONS)
+    return seed_ui_store(tmp_path_factory.mktemp("ui-store") / "traces.db")
 
 
 @pytest.fixture
 def fresh_seeded(tmp_path: Path) -> Seeded:
-    return seed_store(tmp_path / "traces.db", UI_TRACES, UI_GENERATIONS)
+    return seed_ui_store(tmp_path / "traces.db")
 
 
 # -- the browser ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import csv
 import hashlib
 import html
 import io
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,16 +16,26 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from hypertool.instrumentation import Score
 from hypertool.instrumentation.personas import builtin_personas
 from hypertool.instrumentation.store import StoreExporter, TraceStore
 from hypertool.instrumentation.store.overview import Budgets
 from hypertool.instrumentation.ui.app import CONTENT_SECURITY_POLICY, create_app
 from support.store_seed import Seeded, readable_span
 from ui.browser import cli_json
-from ui.conftest import SCRIPT_PROMPT
+from ui.conftest import NOTES, SCRIPT_PROMPT
 
 SINCE = "2020-01-01T00:00:00Z"
-PAGES = ["/", "/personas/devops-engineer", "/traces", "/generations", "/analytics"]
+PAGES = [
+    "/",
+    "/personas/devops-engineer",
+    "/traces",
+    "/generations",
+    "/analytics",
+    "/prompts",
+    "/prompts/release/notes",
+    "/scores",
+]
 
 
 @pytest.fixture
@@ -111,6 +122,40 @@ def exports(trace_id: str, until: str) -> list[tuple[str, list[str]]]:
             f"/analytics?format=json&since={SINCE}&until={until}&persona=devops-engineer",
             ["analytics", "--since", SINCE, "--until", until, "--persona", "devops-engineer"],
         ),
+        ("/prompts?format=json", ["prompts"]),
+        (
+            "/prompts?format=json&table=best&persona=Backend Engineer&score=relevance&min=3",
+            [
+                "prompts",
+                "--persona",
+                "backend-engineer",
+                "--score",
+                "relevance",
+                "--min-samples",
+                "3",
+            ],
+        ),
+        (f"/prompts?format=json&since={SINCE}", ["prompts", "--since", SINCE]),
+        (
+            f"/prompts/{NOTES}?format=json&min=3",
+            ["prompts", "--prompt", NOTES, "--min-samples", "3"],
+        ),
+        ("/scores?format=json", ["scores"]),
+        (
+            "/scores?format=json&name=relevance&persona=backend-engineer&per=3&page=2",
+            [
+                "scores",
+                "--name",
+                "relevance",
+                "--persona",
+                "backend-engineer",
+                "--limit",
+                "3",
+                "--offset",
+                "3",
+            ],
+        ),
+        (f"/scores?format=json&since={SINCE}&per=5", ["scores", "--since", SINCE, "--limit", "5"]),
     ]
 
 
@@ -162,6 +207,12 @@ def test_csv_cells_never_start_a_formula(client: TestClient, tmp_path: Path) -> 
         ("/?format=json&table=nope", 400, "table"),
         ("/nowhere", 404, "no such page"),
         ("/personas/nobody-here", 404, "No persona 'nobody-here'"),
+        ("/prompts/nobody/here", 404, "No prompt 'nobody/here'"),
+        ("/prompts?until=1h", 400, "until: not a filter of this page (nor of hypertool prompts)"),
+        ("/scores?model=gpt-4o", 400, "model: not a filter of this page (nor of hypertool scores)"),
+        ("/prompts?min=0", 400, "min='0'"),
+        (f"/prompts/{NOTES}?a=one", 400, "a='one' is not a whole number"),
+        ("/scores?page=9", 400, "page=9: there are"),
     ],
 )
 def test_errors_are_pages_that_say_what_is_wrong(
@@ -201,3 +252,69 @@ def test_version_changes_when_spans_arrive(client: TestClient, fresh_seeded: See
 
 def test_script_prompt_fixture_is_hostile() -> None:
     assert "<script>" in SCRIPT_PROMPT and "127.0.0.2" in SCRIPT_PROMPT
+
+
+def test_a_script_in_a_prompt_version_is_text_in_the_diff(client: TestClient) -> None:
+    page = client.get(f"/prompts/{NOTES}").text  # versions 1 and 2, the two latest recorded
+    assert "<script>window.__pwned" not in page
+    assert "<img src=" not in page
+    assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in page
+    assert 'data-diff="text"' in page
+    texts = client.get(f"/prompts/{NOTES}?format=json&table=texts").json()
+    assert [v["version"] for v in texts["versions"]] == [1, 2]
+    assert SCRIPT_PROMPT in texts["versions"][1]["prompt"]  # exported as it was recorded
+
+
+def test_a_version_without_its_text_is_said_so(client: TestClient) -> None:
+    page = html.unescape(client.get(f"/prompts/{NOTES}?a=1&b=3").text)
+    assert "Version 3 of release/notes: no text in this store (it has versions 1, 2)." in page
+    assert 'data-diff="text"' not in page
+    assert "Version 3 made generations here, but its text is not in this store" in page
+
+
+def test_csv_of_prompt_versions_has_a_column_per_score(client: TestClient) -> None:
+    rows = list(csv.DictReader(io.StringIO(client.get("/prompts?format=csv").text)))
+    printed = client.get("/prompts?format=json").json()["rows"]
+    assert [(r["prompt"], r["version"]) for r in rows] == [
+        (p["prompt"], str(p["version"])) for p in printed
+    ]
+    notes = next(r for r in rows if r["prompt"] == NOTES and r["version"] == "2")
+    assert float(notes["scores.relevance.mean"]) == pytest.approx(0.922)
+    assert notes["scores.relevance.n"] == "5"
+
+
+def test_version_changes_when_scores_arrive(client: TestClient, fresh_seeded: Seeded) -> None:
+    trace_id = fresh_seeded.trace_ids["debug"]
+    before = client.get("/api/version").json()["version"]
+    before_trace = client.get(f"/api/version?trace={trace_id}").json()["version"]
+    exporter = StoreExporter(fresh_seeded.path, retention_days=30)
+    late = Score("late-1", trace_id, "helpful", 1.0, "BOOLEAN", time.time_ns())
+    assert exporter.export_scores([late]) == 0
+    exporter.shutdown()
+    assert client.get("/api/version").json()["version"] != before
+    assert client.get(f"/api/version?trace={trace_id}").json()["version"] != before_trace
+    page = client.get(f"/traces/{trace_id}").text
+    assert 'data-name="helpful"' in page  # a score of the trace itself
+
+
+def test_a_persona_page_shows_its_score_means(
+    client: TestClient, fresh_seeded: Seeded, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = client.get("/personas/backend-engineer").text
+    (row,) = cli_json(
+        capsys, fresh_seeded.path, "report", "--by", "persona", "--persona", "backend-engineer"
+    )["rows"]
+    assert row["scores"].keys() == {"helpful", "quality_gate", "relevance"}
+    for name, value in row["scores"].items():
+        if name != "quality_gate":
+            key = f"activity.scores.{name}.mean"
+            assert f'<dd data-key="{key}" data-value="{value["mean"]}">' in page
+            assert f"{name} <small>mean, n = {value['n']}</small>" in page
+    rate = row["gate_pass_rate"]
+    assert f'<dd data-key="activity.gate_pass_rate" data-value="{rate}">' in page
+    models = client.get("/personas/backend-engineer?format=json&table=models").json()
+    printed = cli_json(
+        capsys, fresh_seeded.path, "report", "--by", "model", "--persona", "backend-engineer"
+    )
+    assert models == printed
+    assert [r["group"] for r in printed["rows"]] == ["gpt-4o", None]  # stage and trace scores

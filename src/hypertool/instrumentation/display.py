@@ -6,7 +6,9 @@ second on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 NONE = "—"
 """Shown for a missing value."""
@@ -68,3 +70,35 @@ def bucket(seconds: int) -> str:
             plural = "s" if count > 1 and name in ("day", "week") else ""
             return f"{count} {name}{plural}"
     return f"{seconds} s"
+
+
+def mean(value: float | None) -> str:
+    """The mean of a score, to two decimals."""
+    return NONE if value is None else f"{value:.2f}"
+
+
+def score_value(value: float | str | bool | None, data_type: str) -> str:
+    """A score's value as people read it: ``true``/``false`` for BOOLEAN, numbers short."""
+    if data_type == "BOOLEAN":
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return NONE if value is None else str(value)
+
+
+BEST = "★"
+"""Marks the best version of a prompt for a persona."""
+
+
+def best_version(answer: Mapping[str, Any]) -> str:
+    """Which version of a prompt is best for a persona, or why that cannot be told (an answer
+    of the prompts report's ``best``): ``version 2 (best)``, ``too close to tell``, and so on.
+    """
+    if answer["best_version"] is not None:
+        return f"version {answer['best_version']} ({answer['verdict']})"
+    return str(answer["verdict"])
+
+
+def best_legend(score: str | None) -> str:
+    """What :data:`BEST` means in a table of prompt versions best on ``score``."""
+    return f"{BEST}: best version for that persona on {score}"

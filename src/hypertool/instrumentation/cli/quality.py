@@ -11,19 +11,21 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from hypertool.instrumentation import display
 from hypertool.instrumentation._config import load_settings
 from hypertool.instrumentation.cli import output as out
 from hypertool.instrumentation.cli.arguments import (
     CliError,
     Registrar,
     emit,
+    natural,
     open_store,
     positive,
     store_path,
 )
-from hypertool.instrumentation.store.queries import iso
+from hypertool.instrumentation.store import documents
 
-BEST = "★"
+BEST = display.BEST
 
 
 # -- hypertool prompts ---------------------------------------------------------------------
@@ -36,9 +38,10 @@ def _prompts(args: argparse.Namespace) -> int:
             since_ns=args.since,
             score=args.score,
             min_samples=args.min_samples,
+            prompt=args.prompt,
         )
     if args.json:
-        emit({"since": iso(args.since), **report})
+        emit(documents.prompts_document(args.since, report))
     elif not report["rows"]:
         out.show(
             "No generation made from a managed prompt" + (" in that period." if args.since else ".")
@@ -95,20 +98,16 @@ def prompts_table(report: Mapping[str, Any]) -> Table:
             Text(_score_text(row["scores"]) or out.NONE),
         )
     if best:
-        table.caption = f"{BEST}: best version for that persona on {report['score']}"
+        table.caption = display.best_legend(report["score"])
     return table
 
 
 def verdict_lines(report: Mapping[str, Any]) -> list[str]:
     """One line per prompt and persona: which version is best, or why that cannot be told."""
-    lines = []
-    for row in report["best"]:
-        if row["best_version"] is not None:
-            verdict = f"version {row['best_version']} ({row['verdict']})"
-        else:
-            verdict = row["verdict"]
-        lines.append(f"{row['prompt']} · {row['persona'] or out.NONE}: {verdict}")
-    return lines
+    return [
+        f"{row['prompt']} · {row['persona'] or out.NONE}: {display.best_version(row)}"
+        for row in report["best"]
+    ]
 
 
 # -- hypertool prompts push ----------------------------------------------------------------
@@ -192,10 +191,14 @@ def push_table(rows: Sequence[Mapping[str, Any]], host: str) -> Table:
 def _scores(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         rows = store.scores(
-            name=args.name, persona=args.persona, since_ns=args.since, limit=args.limit
+            name=args.name,
+            persona=args.persona,
+            since_ns=args.since,
+            limit=args.limit,
+            offset=args.offset,
         )
     if args.json:
-        emit({"scores": rows})
+        emit(documents.scores_document(rows))
     elif not rows:
         out.show("No scores match.")
     else:
@@ -234,12 +237,7 @@ def scores_table(rows: Sequence[Mapping[str, Any]]) -> Table:
 
 def score_value(row: Mapping[str, Any]) -> str:
     """A score's value as people read it."""
-    value = row["value"]
-    if row["data_type"] == "BOOLEAN":
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+    return display.score_value(row["value"], row["data_type"])
 
 
 # -- parser --------------------------------------------------------------------------------
@@ -254,6 +252,7 @@ def add_quality_commands(register: Registrar) -> None:
         register.since,
     )
     prompts.add_argument("--persona", help="this persona's generations only")
+    prompts.add_argument("--prompt", metavar="NAME", help="this prompt's versions only")
     prompts.add_argument(
         "--score", metavar="NAME", help="score the best version is chosen on (quality_gate)"
     )
@@ -281,3 +280,4 @@ def add_quality_commands(register: Registrar) -> None:
     scores.add_argument("--name", help="scores of this name only")
     scores.add_argument("--persona", help="scores of this persona's work only")
     scores.add_argument("--limit", type=positive, default=50, help="at most this many (50)")
+    scores.add_argument("--offset", type=natural, default=0, help="skip this many first (0)")

@@ -2,9 +2,10 @@
 
 Every trace, span and generation lands in one SQLite file (``HYPERTOOL_STORE``; default
 ``traces.db`` in the per-user data directory; ``off`` disables it), written by its own delivery
-thread: :class:`StoreExporter` is the sink, :class:`TraceStore` writes and answers reports
-(:mod:`.queries`), :mod:`.schema` owns the file format and its migrations, :mod:`.rows` turns
-spans into rows.
+thread: :class:`StoreExporter` is the sink, :class:`TraceStore` writes (:mod:`.writes`) and
+answers reports (:mod:`.reader`, over the query modules :mod:`.reports`, :mod:`.listings`,
+:mod:`.tree`, :mod:`.scores`, :mod:`.quality`, :mod:`.analytics`, :mod:`.overview`),
+:mod:`.schema` owns the file format and its migrations, :mod:`.rows` turns spans into rows.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from hypertool.instrumentation._config import (
     store_path,
 )
 from hypertool.instrumentation.store.exporter import DELIVERY_INTERVAL_S, StoreExporter
-from hypertool.instrumentation.store.queries import REPORT_GROUPS, ReportBy, percentile
+from hypertool.instrumentation.store.reports import REPORT_GROUPS, ReportBy
 from hypertool.instrumentation.store.schema import SCHEMA_VERSION, StoreError, StoreLockedError
 from hypertool.instrumentation.store.trace_store import TraceStore
+from hypertool.instrumentation.store.values import percentile
 
 DEFAULT_MAX_FIELD_CHARS = DEFAULT_STORE_MAX_FIELD_CHARS
 

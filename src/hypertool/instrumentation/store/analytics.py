@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from hypertool.instrumentation.store.filters import Filters
-from hypertool.instrumentation.store.queries import iso, percentile
+from hypertool.instrumentation.store.values import iso, percentile
 
 _S = 10**9
 LATENCY_EDGES_MS: tuple[int, ...] = (50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 60_000)

@@ -7,21 +7,30 @@ from typing import Any
 
 
 def data_version(connection: sqlite3.Connection, trace_id: str | None = None) -> int:
-    """A number that changes whenever spans are stored (of ``trace_id`` only, when given).
+    """A number that changes whenever spans or scores are stored (of ``trace_id`` only, when
+    given).
 
-    Every stored span takes a new, higher rowid; pages compare it to know when to refresh.
+    Every stored span or score takes a new, higher rowid in its table (a score given again
+    replaces its row with a new one); pages compare the sum to know when to refresh.
     """
     if trace_id is None:
-        row = connection.execute("SELECT max(rowid) FROM observations").fetchone()
+        row = connection.execute(
+            "SELECT (SELECT coalesce(max(rowid), 0) FROM observations) "
+            "+ (SELECT coalesce(max(rowid), 0) FROM scores)"
+        ).fetchone()
     else:
         row = connection.execute(
-            "SELECT max(rowid) FROM observations WHERE trace_id = ?", (trace_id,)
+            "SELECT (SELECT coalesce(max(rowid), 0) FROM observations WHERE trace_id = ?1) "
+            "+ (SELECT coalesce(max(rowid), 0) FROM scores WHERE trace_id = ?1)",
+            (trace_id,),
         ).fetchone()
     return int(row[0] or 0)
 
 
 def facets(connection: sqlite3.Connection) -> dict[str, list[Any]]:
-    """The distinct personas, chatmodes, workflows and models stored, sorted (no None)."""
+    """The distinct personas, chatmodes, workflows, models and score names stored, sorted (no
+    None).
+    """
 
     def distinct(sql: str) -> list[Any]:
         return sorted(row[0] for row in connection.execute(sql) if row[0] is not None)
@@ -32,4 +41,5 @@ def facets(connection: sqlite3.Connection) -> dict[str, list[Any]]:
         "chatmodes": distinct("SELECT DISTINCT chatmode FROM traces"),
         "workflows": distinct("SELECT DISTINCT workflow FROM traces"),
         "models": distinct("SELECT DISTINCT model FROM observations WHERE type = 'generation'"),
+        "scores": distinct("SELECT DISTINCT name FROM scores"),
     }

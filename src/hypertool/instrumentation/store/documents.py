@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hypertool.instrumentation.store.filters import Filters
-from hypertool.instrumentation.store.queries import iso
+from hypertool.instrumentation.store.values import iso
 
 Rows = Sequence[dict[str, Any]]
 
@@ -29,3 +29,13 @@ def generations_document(filters: Filters, total: int | None, rows: Rows) -> dic
 def personas_document(filters: Filters, rows: Rows) -> dict[str, Any]:
     """``hypertool personas --json``: each persona's budget and its activity in the range."""
     return {"since": iso(filters.since_ns), "until": iso(filters.until_ns), "personas": rows}
+
+
+def prompts_document(since_ns: int | None, report: dict[str, Any]) -> dict[str, Any]:
+    """``hypertool prompts --json``: prompt × version × persona, and the best versions."""
+    return {"since": iso(since_ns), **report}
+
+
+def scores_document(rows: Rows) -> dict[str, Any]:
+    """``hypertool scores --json``: a page of scores, newest first."""
+    return {"scores": rows}

@@ -11,7 +11,10 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from hypertool.instrumentation.store.filters import Filters
-from hypertool.instrumentation.store.queries import iso, report, usage_since
+from hypertool.instrumentation.store.quality import quality_of
+from hypertool.instrumentation.store.reports import EMPTY_ACTIVITY, scored_report
+from hypertool.instrumentation.store.usage import usage_since
+from hypertool.instrumentation.store.values import iso
 
 if TYPE_CHECKING:
     from hypertool.instrumentation.budget import Period
@@ -51,21 +54,6 @@ def configured_budgets() -> Budgets:
     return Budgets(registry, period)
 
 
-EMPTY_ACTIVITY: dict[str, Any] = {
-    # A report row's numbers for a group without generations (also store.quality's).
-    "traces": 0,
-    "generations": 0,
-    "input_tokens": 0,
-    "output_tokens": 0,
-    "total_tokens": 0,
-    "cost_usd": None,
-    "cost_unknown": 0,
-    "errors": 0,
-    "p50_ms": None,
-    "p95_ms": None,
-}
-
-
 def personas(
     connection: sqlite3.Connection,
     budgets: Budgets,
@@ -83,7 +71,8 @@ def personas(
     (start of the period; None for ``session``: all stored), ``budget_tokens``,
     ``used_tokens``, ``remaining_tokens`` (negative when overrun), ``cost_usd`` (this period),
     ``cost_budget_usd``, ``cost_remaining_usd``, and ``activity``: the ``report --by persona``
-    row of that persona for ``filters`` (traces, generations, tokens, cost, errors, p50/p95).
+    row of that persona for ``filters`` (traces, generations, tokens, cost, errors, p50/p95,
+    the mean of each score and the gate pass rate).
     With ``only``, the row of that one persona (registered or not).
     """
     from hypertool.instrumentation.budget import period_start_ns
@@ -91,7 +80,7 @@ def personas(
     now = time.time_ns() if now_ns is None else now_ns
     if only is not None:
         filters = replace(filters, persona=only)
-    activity = {row.pop("group"): row for row in report(connection, "persona", filters)}
+    activity = {row.pop("group"): row for row in scored_report(connection, "persona", filters)}
     names: list[str | None]
     if only is not None:
         names = [only]
@@ -123,7 +112,7 @@ def personas(
                 "cost_remaining_usd": (
                     None if cost_budget is None or cost is None else cost_budget - cost
                 ),
-                "activity": activity.get(name, dict(EMPTY_ACTIVITY)),
+                "activity": activity.get(name, {**EMPTY_ACTIVITY, **quality_of(None)}),
             }
         )
     return rows

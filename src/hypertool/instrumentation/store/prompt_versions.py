@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from hypertool.instrumentation.store.schema import in_transaction
+from hypertool.instrumentation.store.values import iso
 
 
 def digest(kind: str, prompt: str, config: str) -> str:
@@ -53,8 +54,6 @@ def record(connection: sqlite3.Connection, name: str, kind: str, prompt: str, co
 
 
 def _version(row: Any) -> dict[str, Any]:
-    from hypertool.instrumentation.store.queries import iso
-
     name, version, kind, prompt, config, created = row
     return {
         "name": name,
@@ -84,7 +83,10 @@ def get(connection: sqlite3.Connection, name: str, version: int | None) -> dict[
     return None if row is None else _version(row)
 
 
-def listing(connection: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Every recorded version, by name and version."""
-    rows = connection.execute(f"SELECT {_FIELDS} FROM prompt_versions ORDER BY name, version")
+def listing(connection: sqlite3.Connection, name: str | None = None) -> list[dict[str, Any]]:
+    """Every recorded version (of ``name`` only, when given), by name and version."""
+    where, params = ("", ()) if name is None else (" WHERE name = ?", (name,))
+    rows = connection.execute(
+        f"SELECT {_FIELDS} FROM prompt_versions{where} ORDER BY name, version", params
+    )
     return [_version(row) for row in rows]

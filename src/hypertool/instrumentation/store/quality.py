@@ -1,5 +1,5 @@
-"""Scores in the trace store: writing them, listing them, their means per group and per
-trace, and the prompt × version × persona report (``hypertool prompts``).
+"""Quality: the means of scores per group (``hypertool report``'s ``scores`` and
+``gate_pass_rate``), and the prompt × version × persona report (``hypertool prompts``).
 
 A generation's scores are the scores given to it, to the stage (span) it ran in, and to its
 trace: Langfuse shows generation and trace scores per prompt version the same way.
@@ -13,141 +13,22 @@ too small, or too close, to tell.
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from hypertool.instrumentation.store.overview import EMPTY_ACTIVITY
-from hypertool.instrumentation.store.rows import MultiRow, Row, cap
+from hypertool.instrumentation.store.values import percentile
 
 if TYPE_CHECKING:
-    from hypertool.instrumentation.model.scores import Score
     from hypertool.instrumentation.store.filters import Filters
 
 MIN_SAMPLES = 20
 """Scored generations a prompt version needs before it can be called best."""
 Z_95 = 1.96
 QUALITY_GATE = "quality_gate"  # as model.scores.QUALITY_GATE; the CLI does not load the model
-
-SCORE_COLUMNS = (
-    "score_id",
-    "trace_id",
-    "observation_id",
-    "name",
-    "data_type",
-    "value",
-    "string_value",
-    "persona",
-    "chatmode",
-    "workflow",
-    "stage",
-    "created_ns",
-    "comment",
-    "metadata",
-)
-INSERT_SCORE = MultiRow(
-    f"INSERT OR REPLACE INTO scores ({', '.join(SCORE_COLUMNS)}) VALUES",
-    f"({', '.join('?' * len(SCORE_COLUMNS))})",
-)
-_SCORE_FIELDS = ", ".join(f"s.{column}" for column in SCORE_COLUMNS)
-
-
-def empty_report_row(group: Any) -> dict[str, Any]:
-    """A report row of a group without generations."""
-    return {"group": group, **EMPTY_ACTIVITY}
-
-
-def walk(nodes: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Every node of a trace tree, depth first."""
-    for node in nodes:
-        yield node
-        yield from walk(node["children"])
-
-
-def score_row(score: Score, max_chars: int) -> Row:
-    """The row of ``score`` (the same score id written twice is stored once)."""
-    numeric = score.numeric
-    return (
-        score.score_id,
-        score.trace_id,
-        score.observation_id,
-        score.name,
-        score.data_type,
-        numeric,
-        None if numeric is not None else str(score.value),
-        score.persona or None,
-        score.chatmode or None,
-        score.workflow or None,
-        score.stage or None,
-        score.timestamp_ns,
-        cap(score.comment, max_chars),
-        None if score.metadata is None else json.dumps(score.metadata, default=str),
-    )
-
-
-def _score(row: Sequence[Any]) -> dict[str, Any]:
-    from hypertool.instrumentation.store.queries import iso
-
-    (score_id, trace_id, observation_id, name, kind, value, text, persona, chatmode) = row[:9]
-    workflow, stage, created, comment, metadata = row[9:14]
-    return {
-        "score_id": score_id,
-        "trace_id": trace_id,
-        "observation_id": observation_id,
-        "name": name,
-        "data_type": kind,
-        "value": (bool(value) if kind == "BOOLEAN" else value) if text is None else text,
-        "persona": persona,
-        "chatmode": chatmode,
-        "workflow": workflow,
-        "stage": stage,
-        "created": iso(created),
-        "created_ns": created,
-        "comment": comment,
-        "metadata": json.loads(metadata) if metadata else None,
-    }
-
-
-def scores(
-    connection: sqlite3.Connection,
-    *,
-    name: str | None,
-    persona: str | None,
-    since_ns: int | None,
-    limit: int,
-) -> list[dict[str, Any]]:
-    """Scores, newest first."""
-    conditions: list[str] = ["1 = 1"]
-    params: list[Any] = []
-    for column, value in (("s.name", name), ("s.persona", persona)):
-        if value is not None:
-            conditions.append(f"{column} = ?")
-            params.append(value)
-    if since_ns is not None:
-        conditions.append("s.created_ns >= ?")
-        params.append(since_ns)
-    rows = connection.execute(
-        f"SELECT {_SCORE_FIELDS} FROM scores s WHERE {' AND '.join(conditions)} "
-        "ORDER BY s.created_ns DESC, s.score_id LIMIT ?",
-        [*params, max(int(limit), 0)],
-    )
-    return [_score(row) for row in rows]
-
-
-def trace_scores(connection: sqlite3.Connection, *trace_ids: str) -> list[dict[str, Any]]:
-    """Every score of these traces (of each trace itself and of its observations), oldest
-    first.
-    """
-    rows = connection.execute(
-        f"SELECT {_SCORE_FIELDS} FROM scores s "
-        f"WHERE s.trace_id IN ({', '.join('?' * len(trace_ids))}) "
-        "ORDER BY s.created_ns, s.score_id",
-        trace_ids,
-    )
-    return [_score(row) for row in rows]
 
 
 @dataclass(slots=True)
@@ -221,18 +102,15 @@ def on_scores(filters: Filters) -> tuple[str, list[Any]]:
 def score_means(
     connection: sqlite3.Connection, by: str, filters: Filters
 ) -> dict[Any, dict[str, Mean]]:
-    """Per group: the mean of each numeric (NUMERIC or BOOLEAN) score."""
+    """Per group: the mean of each numeric (NUMERIC or BOOLEAN) score (summed by SQLite)."""
     where, params = on_scores(filters)
-    rows = connection.execute(
-        f"SELECT {_SCORE_GROUPS[by]}, s.name, s.value FROM scores s WHERE {where}", params
-    )
     groups: dict[Any, dict[str, Mean]] = {}
-    for group, name, value in rows:
-        means = groups.setdefault(group, {})
-        mean = means.get(name)
-        if mean is None:
-            mean = means[name] = Mean()
-        mean.add(value)
+    for group, name, count, total, squares in connection.execute(
+        f"SELECT {_SCORE_GROUPS[by]}, s.name, count(*), total(s.value), total(s.value * s.value) "
+        f"FROM scores s WHERE {where} GROUP BY 1, 2",
+        params,
+    ):
+        groups.setdefault(group, {})[name] = Mean(count, total, squares)
     return groups
 
 
@@ -257,22 +135,71 @@ class _Version:
     scores: dict[str, Mean] = field(default_factory=dict)
 
 
+Scored = list[tuple[str, str, float]]  # (observation or trace id, score name, value)
+_GENERATIONS = "observations o INDEXED BY observations_prompt"  # read alone, never the rows
+_NAME, _VALUE = itemgetter(1), itemgetter(2)
+
+
 def _numeric_scores(
     connection: sqlite3.Connection, since_ns: int | None
-) -> tuple[dict[str, list[tuple[str, float]]], dict[str, list[tuple[str, float]]]]:
+) -> tuple[dict[str, Scored], dict[str, Scored]]:
     """Numeric scores by observation id, and trace scores by trace id."""
     where, params = ("", []) if since_ns is None else (" AND created_ns >= ?", [since_ns])
-    by_observation: dict[str, list[tuple[str, float]]] = {}
-    by_trace: dict[str, list[tuple[str, float]]] = {}
-    for trace_id, observation_id, name, value in connection.execute(
-        f"SELECT trace_id, observation_id, name, value FROM scores WHERE value IS NOT NULL{where}",
-        params,
-    ):
-        if observation_id is None:
-            by_trace.setdefault(trace_id, []).append((name, value))
-        else:
-            by_observation.setdefault(observation_id, []).append((name, value))
-    return by_observation, by_trace
+    found: tuple[dict[str, Scored], dict[str, Scored]] = ({}, {})
+    for scored, target in zip(found, ("observation_id", "trace_id"), strict=True):
+        only = "IS NOT NULL" if target == "observation_id" else "IS NULL"
+        for row in connection.execute(
+            f"SELECT {target}, name, value FROM scores "
+            f"WHERE value IS NOT NULL AND observation_id {only}{where}",
+            params,
+        ):
+            scored.setdefault(row[0], []).append(row)
+    return found
+
+
+def _means(scored: Scored) -> dict[str, Mean]:
+    """The mean of each score name in ``scored`` (values summed in the order given)."""
+    scored.sort(key=_NAME)  # stable: each name's values keep their order
+    means = {}
+    for name, rows in groupby(scored, key=_NAME):
+        values = list(map(_VALUE, rows))
+        means[name] = Mean(len(values), sum(values), sum(value * value for value in values))
+    return means
+
+
+def _versions(
+    connection: sqlite3.Connection, where: str, params: list[Any], since_ns: int | None
+) -> dict[tuple[str, int, str], _Version]:
+    """The numbers, latencies and score means of each prompt × version × persona."""
+    groups: dict[tuple[str, int, str], _Version] = {
+        (name, version, who): _Version(count, tokens, cost, unknown, errors)
+        for name, version, who, count, tokens, cost, unknown, errors in connection.execute(
+            "SELECT o.prompt_name, o.prompt_version, o.persona, count(*), "
+            "coalesce(sum(o.total_tokens), 0), sum(o.cost_usd), sum(o.cost_usd IS NULL), "
+            f"sum(o.status = 'error') FROM {_GENERATIONS} WHERE {where} GROUP BY 1, 2, 3",
+            params,
+        )
+    }
+    by_observation, by_trace = _numeric_scores(connection, since_ns) if groups else ({}, {})
+    of_observation, of_trace = by_observation.get, by_trace.get
+    empty: Scored = []
+    one_group = (
+        f"SELECT o.end_ns - o.start_ns, o.span_id, o.parent_id, o.trace_id FROM {_GENERATIONS} "
+        f"WHERE {where} AND o.prompt_name = ? AND o.prompt_version IS ? AND o.persona IS ?"
+    )
+    for key, group in groups.items():  # a group at a time: its key is not read on every row
+        generations = connection.execute(one_group, [*params, *key]).fetchall()
+        group.latencies = sorted(row[0] for row in generations)
+        if not (by_observation or by_trace):
+            continue
+        scored: Scored = []
+        add = scored.extend
+        for _, span_id, parent_id, trace_id in generations:
+            add(of_observation(span_id, empty))
+            add(of_observation(parent_id, empty))  # its stage's (or parent span's)
+            add(of_trace(trace_id, empty))
+        group.scores = _means(scored)
+    return groups
 
 
 def prompts_report(
@@ -282,74 +209,40 @@ def prompts_report(
     since_ns: int | None,
     score: str | None,
     min_samples: int = MIN_SAMPLES,
+    prompt: str | None = None,
 ) -> dict[str, Any]:
     """Per prompt × version × persona: generations, tokens, cost, p50/p95 latency, error rate,
     the mean of each score; and per prompt × persona, the best version on ``score``
-    (``quality_gate`` when present, else the first score by name).
-    """
-    from hypertool.instrumentation.store.queries import percentile
+    (``quality_gate`` when present, else the first score by name). ``prompt``: that prompt's
+    versions only.
 
-    by_observation, by_trace = _numeric_scores(connection, since_ns)
-    conditions = ["type = 'generation'", "prompt_name IS NOT NULL"]
+    Sums are SQLite's, from the prompt index alone; one more pass over that index, in its
+    order (prompt, version, persona), gives each group's latencies and the scores of its
+    generations (their own, their stage's, their trace's).
+    """
+    conditions = ["o.type = 'generation'", "o.prompt_name IS NOT NULL"]
     params: list[Any] = []
-    if persona is not None:
-        conditions.append("persona = ?")
-        params.append(persona)
+    for column, value in (("o.prompt_name", prompt), ("o.persona", persona)):
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            params.append(value)
     if since_ns is not None:
-        conditions.append("start_ns >= ?")
+        conditions.append("o.start_ns >= ?")
         params.append(since_ns)
-    groups: dict[tuple[str, int, str], _Version] = {}
-    empty: list[tuple[str, float]] = []
-    for (
-        name,
-        version,
-        who,
-        span_id,
-        parent_id,
-        trace_id,
-        tokens,
-        cost,
-        status,
-        latency,
-    ) in connection.execute(
-        "SELECT prompt_name, prompt_version, persona, span_id, parent_id, trace_id, "
-        "total_tokens, cost_usd, status, end_ns - start_ns FROM observations "
-        f"WHERE {' AND '.join(conditions)}",
-        params,
-    ):
-        key = (name, version, who)
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = _Version()
-        group.generations += 1
-        group.latencies.append(latency)
-        if tokens:
-            group.total_tokens += tokens
-        if cost is None:
-            group.cost_unknown += 1
-        else:
-            group.cost_usd = cost if group.cost_usd is None else group.cost_usd + cost
-        if status == "error":
-            group.errors += 1
-        for score_name, value in (
-            *by_observation.get(span_id, empty),
-            *(by_observation.get(parent_id, empty) if parent_id else empty),
-            *by_trace.get(trace_id, empty),
-        ):
-            mean = group.scores.get(score_name)
-            if mean is None:
-                mean = group.scores[score_name] = Mean()
-            mean.add(value)
+    connection.execute("BEGIN")  # one snapshot for both passes (a deferred read)
+    try:
+        groups = _versions(connection, " AND ".join(conditions), params, since_ns)
+    finally:
+        connection.execute("COMMIT")
     names = sorted({name for group in groups.values() for name in group.scores})
     chosen = score or (QUALITY_GATE if QUALITY_GATE in names else (names[0] if names else None))
-    rows = []
+    rows_out = []
     for (name, version, who), group in sorted(
         groups.items(), key=lambda item: (item[0][0], item[0][2] or "", item[0][1] or 0)
     ):
-        group.latencies.sort()
         p50 = percentile(group.latencies, 0.50)
         p95 = percentile(group.latencies, 0.95)
-        rows.append(
+        rows_out.append(
             {
                 "prompt": name,
                 "version": version,
@@ -368,7 +261,7 @@ def prompts_report(
     return {
         "score": chosen,
         "min_samples": min_samples,
-        "rows": rows,
+        "rows": rows_out,
         "best": _best_versions(groups, chosen, min_samples),
     }
 

@@ -1,5 +1,5 @@
-"""``hypertool ui``: Langfuse's views — Personas, Traces, Generations, Analytics — in a browser,
-served from the local trace store, read-only, on 127.0.0.1, offline.
+"""``hypertool ui``: Langfuse's views — Personas, Traces, Generations, Analytics, Prompts, Scores —
+in a browser, served from the local trace store, read-only, on 127.0.0.1, offline.
 
 Server-rendered pages (Starlette + Jinja2, served by uvicorn) read the store through the same
 query layer as the CLI (:mod:`hypertool.instrumentation.store`), so a page and ``hypertool …

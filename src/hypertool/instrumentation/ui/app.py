@@ -30,8 +30,9 @@ from hypertool.instrumentation import display
 from hypertool.instrumentation.store.overview import Budgets, configured_budgets
 from hypertool.instrumentation.store.schema import StoreError
 from hypertool.instrumentation.store.trace_store import TraceStore
-from hypertool.instrumentation.ui import views
+from hypertool.instrumentation.ui import quality, views
 from hypertool.instrumentation.ui.params import BadRequest
+from hypertool.instrumentation.ui.site import Site
 from hypertool.instrumentation.ui.tables import lookup
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -110,6 +111,9 @@ def templates() -> Environment:
         ms=display.duration,
         moment=display.moment,
         excerpt=display.excerpt,
+        mean=display.mean,
+        best_version=display.best_version,
+        score_value=display.score_value,
         percent=display.percent,
         bucket=display.bucket,
         lookup=lookup,
@@ -136,14 +140,14 @@ def create_app(
     environment = templates()
     for name in environment.list_templates():  # compiled once now, not on a first visit
         environment.get_template(name)
-    site = views.Site(
+    site = Site(
         store=store,
         budgets=budgets if budgets is not None else configured_budgets(),
         templates=environment,
     )
     site.facets(store.data_version())
 
-    def page(handler: Callable[[views.Site, Request], Response]) -> Endpoint:
+    def page(handler: Callable[[Site, Request], Response]) -> Endpoint:
         async def endpoint(request: Request) -> Response:
             try:  # the store's calls block: off the event loop
                 return await run_in_threadpool(handler, site, request)
@@ -159,6 +163,9 @@ def create_app(
         Route("/traces/{trace_id}", page(views.trace_page), name="trace"),
         Route("/generations", page(views.generations_page), name="generations"),
         Route("/analytics", page(views.analytics_page), name="analytics"),
+        Route("/prompts", page(quality.prompts_page), name="prompts"),
+        Route("/prompts/{name:path}", page(quality.prompt_page), name="prompt"),
+        Route("/scores", page(quality.scores_page), name="scores"),
         Route("/api/version", page(views.version), name="version"),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

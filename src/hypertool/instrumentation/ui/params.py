@@ -23,7 +23,7 @@ RANGES: dict[str, int | None] = {
 FORMATS = ("csv", "json")
 PAGE_SIZES = (25, 50, 100, 250, 500)
 DEFAULT_PAGE_SIZE = 50
-_FILTER_NAMES = ("persona", "chatmode", "workflow", "model", "status")
+FILTER_NAMES = ("persona", "chatmode", "workflow", "model", "status")
 
 
 class BadRequest(ValueError):
@@ -90,7 +90,13 @@ def _choice(params: Mapping[str, str], name: str, choices: tuple[Any, ...], defa
     return value
 
 
-def _number(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+def number(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """The whole number ``name`` from ``low`` to ``high``; ``default`` when not given.
+
+    Raises:
+        BadRequest: it is not a whole number in that range (the message names it).
+
+    """
     raw = params.get(name)
     if not raw:
         return default
@@ -119,34 +125,43 @@ def parse_query(
     default_range: str = "all",
     sorts: tuple[str, ...] = (),
     now_ns: int | None = None,
+    filters: tuple[str, ...] = FILTER_NAMES,
+    until: bool = True,
+    command: str = "",
 ) -> Query:
     """Parse a page's query parameters.
 
     The time range is ``since``/``until`` when given (``24h`` or an ISO date, as on the
-    command line), else the ``range`` preset counted back from now.
+    command line), else the ``range`` preset counted back from now. A page whose CLI command
+    has fewer filters (``filters``; no ``--until`` when ``until`` is False) refuses the others,
+    naming ``command``.
 
     Raises:
         BadRequest: a parameter has a value the page cannot use (the message names it).
 
     """
-    since, until = _moment(params, "since"), _moment(params, "until")
-    chosen = "custom" if since is not None or until is not None else None
+    for name in (*FILTER_NAMES, "until"):
+        allowed = until if name == "until" else name in filters
+        if params.get(name) and not allowed:
+            raise BadRequest(f"{name}: not a filter of this page (nor of hypertool {command})")
+    since, until_ns = _moment(params, "since"), _moment(params, "until")
+    chosen = "custom" if since is not None or until_ns is not None else None
     if chosen is None:
         chosen = _choice(params, "range", tuple(RANGES), default_range)
         back = RANGES[chosen]
         if back is not None:
             since = (time.time_ns() if now_ns is None else now_ns) - back * 10**9
-    values = {name: (params.get(name) or "").strip() or None for name in _FILTER_NAMES}
+    values = {name: (params.get(name) or "").strip() or None for name in FILTER_NAMES}
     if values["status"] is not None:
         _choice(params, "status", STATUSES, None)
-    filters = Filters(since_ns=since, until_ns=until, **values)  # type: ignore[arg-type]
+    chosen_filters = Filters(since_ns=since, until_ns=until_ns, **values)  # type: ignore[arg-type]
     return Query(
-        filters=filters,
+        filters=chosen_filters,
         range=chosen,
         sort=_choice(params, "sort", sorts, sorts[0]) if sorts else None,
         order=_choice(params, "order", ("desc", "asc"), "desc"),
-        page=_number(params, "page", 1, 1, 1_000_000),
-        per=_number(params, "per", DEFAULT_PAGE_SIZE, 1, max(PAGE_SIZES)),
+        page=number(params, "page", 1, 1, 1_000_000),
+        per=number(params, "per", DEFAULT_PAGE_SIZE, 1, max(PAGE_SIZES)),
         format=_choice(params, "format", (*FORMATS, None), None),
         table=params.get("table") or None,
         given={key: value for key, value in params.items() if value != ""},

@@ -1,8 +1,8 @@
 """The tables of the web UI: which columns each shows, and every table as CSV or JSON.
 
-A column is one entry in a list, so a view that gains a number (score means, when scores land)
-gains one :class:`Column`. The JSON export of a table is the same document ``hypertool … --json``
-prints for the same store and filters.
+A column is one entry in a list, so a view that gains a number gains one :class:`Column`; the
+columns of score means depend on the scores stored (:func:`quality_columns`). The JSON export
+of a table is the same document ``hypertool … --json`` prints for the same store and filters.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import Any
 
 from starlette.responses import Response
 
+QUALITY_GATE = "quality_gate"  # as model.scores.QUALITY_GATE, shown as the Gates column
+
 
 @dataclass(frozen=True)
 class Column:
@@ -26,9 +28,13 @@ class Column:
         key: Where the value is in a row; dots reach into nested objects (``activity.errors``).
         label: The header.
         kind: How the value is shown: ``text``, ``tokens``, ``cost``, ``ms``, ``time``,
-            ``percent``, ``count``, ``status``, ``persona``, ``trace``, ``excerpt``.
+            ``percent``, ``count``, ``mean`` (of a score), ``status``, ``persona``, ``trace``,
+            ``excerpt``, ``prompt`` (a link to the prompt), ``version`` (★ on the best),
+            ``verdict`` (which version is best), ``score`` (a score's value), ``observation``.
         unknown: For ``cost``: the key of the count of generations without a known price.
         title: A longer explanation, shown on hover.
+        path: The steps to the value when a step holds a dot itself (a score's name);
+            :attr:`key` is then only the column's name.
 
     """
 
@@ -37,15 +43,16 @@ class Column:
     kind: str = "text"
     unknown: str | None = None
     title: str = ""
+    path: tuple[str, ...] = ()
 
     @property
     def numeric(self) -> bool:
         """Right-aligned, with the raw value in ``data-value``."""
-        return self.kind in ("tokens", "cost", "ms", "percent", "count")
+        return self.kind in ("tokens", "cost", "ms", "percent", "count", "mean")
 
     def value(self, row: Mapping[str, Any]) -> Any:
         """The raw value of this column in ``row``."""
-        return lookup(row, self.key)
+        return lookup(row, self.path or self.key)
 
 
 @dataclass(frozen=True)
@@ -60,10 +67,12 @@ class Table:
     empty: str = "Nothing recorded here."
 
 
-def lookup(row: Mapping[str, Any], key: str) -> Any:
-    """``row[a][b]`` for ``key`` ``a.b``; None when any step is missing."""
+def lookup(row: Mapping[str, Any], key: str | Sequence[str]) -> Any:
+    """``row[a][b]`` for ``key`` ``a.b`` (or the steps ``("a", "b")``); None when any step is
+    missing.
+    """
     value: Any = row
-    for part in key.split("."):
+    for part in key.split(".") if isinstance(key, str) else key:
         if not isinstance(value, Mapping):
             return None
         value = value.get(part)
@@ -214,4 +223,80 @@ DISTRIBUTION_COLUMNS: list[Column] = [
     Column("generations", "Generations", "count"),
     Column("p50_ms", "p50", "ms"),
     Column("p95_ms", "p95", "ms"),
+]
+
+
+# -- quality: score means, prompt versions, scores -----------------------------------------
+def quality_columns(rows: Sequence[Mapping[str, Any]], within: str = "") -> list[Column]:
+    """The gate pass rate and the mean of each other score that ``rows`` have (under
+    ``within``, as ``activity`` in a persona's row): ``hypertool report``'s ``gate_pass_rate``
+    and ``scores``.
+    """
+    base = (within,) if within else ()
+    columns = []
+    if any(lookup(row, (*base, "gate_pass_rate")) is not None for row in rows):
+        columns.append(
+            Column(
+                ".".join((*base, "gate_pass_rate")),
+                "Gates",
+                "percent",
+                title="quality gates passed (the mean of quality_gate)",
+            )
+        )
+    names = sorted({name for row in rows for name in lookup(row, (*base, "scores")) or {}})
+    for name in names:
+        if name != QUALITY_GATE:
+            path = (*base, "scores", name, "mean")
+            columns.append(Column(".".join(path), name, "mean", title=f"mean of {name}", path=path))
+    return columns
+
+
+def score_sample_columns(rows: Iterable[Mapping[str, Any]]) -> list[Column]:
+    """Per score name in ``rows``' ``scores``: its mean and its sample size (``n``)."""
+    columns = []
+    for name in sorted({name for row in rows for name in row.get("scores") or {}}):
+        mean, n = ("scores", name, "mean"), ("scores", name, "n")
+        columns.append(Column(".".join(mean), name, "mean", title=f"mean of {name}", path=mean))
+        columns.append(Column(".".join(n), "n", "count", title=f"{name}: sample size", path=n))
+    return columns
+
+
+PROMPT_COLUMNS: list[Column] = [
+    Column("prompt", "Prompt", "prompt"),
+    Column("version", "Version", "version", title="★: the best version for that persona"),
+    Column("persona", "Persona", "persona"),
+    Column("generations", "Calls", "count"),
+    Column("total_tokens", "Tokens", "tokens"),
+    Column("cost_usd", "Cost", "cost", unknown="cost_unknown"),
+    Column("p50_ms", "p50", "ms"),
+    Column("p95_ms", "p95", "ms"),
+    Column("errors", "Errors", "count"),
+    Column("error_rate", "Error rate", "percent"),
+]
+"""The Prompts tables; the mean and sample size of each score follow."""
+
+BEST_COLUMNS: list[Column] = [
+    Column("prompt", "Prompt", "prompt"),
+    Column("persona", "Persona", "persona"),
+    Column("versions", "Versions", "count"),
+    Column("score", "On score"),
+    Column("best_version", "Best", "verdict", title="as hypertool prompts says it"),
+]
+
+SCORE_COLUMNS: list[Column] = [
+    Column("created_ns", "Given", "time"),
+    Column("trace_id", "Trace", "trace"),
+    Column("observation_id", "Observation", "observation"),
+    Column("persona", "Persona", "persona"),
+    Column("chatmode", "Chatmode"),
+    Column("name", "Name"),
+    Column("value", "Value", "score"),
+    Column("comment", "Comment", "excerpt"),
+]
+
+PROMPT_TEXT_COLUMNS: list[Column] = [
+    Column("version", "Version"),
+    Column("type", "Type"),
+    Column("created", "Recorded"),
+    Column("lines", "Lines", "count"),
 ]

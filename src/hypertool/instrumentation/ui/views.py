@@ -1,160 +1,56 @@
-"""The pages of the web UI: Personas, a persona, Traces, a trace, Generations, Analytics.
+"""The pages of the web UI that Langfuse's Users, Traces, Generations and Analytics views
+answer: Personas, a persona, Traces, a trace, Generations, Analytics (the Prompts and Scores
+pages are :mod:`.quality`'s).
 
 Each page asks the store the same questions as a CLI command (noted on each function) with
 the same filters, shows the answer as tables and charts, and exports each table: CSV of its
 rows, or JSON — the document the CLI prints with ``--json``.
-
-Prompts and Scores pages join here when the store keeps them: a function below, a route in
-:mod:`.app`, an entry in :data:`NAV`, a template.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, cast
 
-from jinja2 import Environment
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from hypertool.instrumentation.store import documents
 from hypertool.instrumentation.store.analytics import BUCKET_SECONDS
 from hypertool.instrumentation.store.filters import Filters
-from hypertool.instrumentation.store.overview import Budgets
-from hypertool.instrumentation.store.queries import TRACE_SORTS, Order, TraceSort
-from hypertool.instrumentation.store.trace_store import TraceStore
+from hypertool.instrumentation.store.listings import TRACE_SORTS, Order, TraceSort
 from hypertool.instrumentation.ui import charts
-from hypertool.instrumentation.ui.params import (
-    PAGE_SIZES,
-    RANGES,
-    BadRequest,
-    Query,
-    parse_query,
-)
+from hypertool.instrumentation.ui.params import BadRequest, parse_query
+from hypertool.instrumentation.ui.site import Site, models_table, respond, time_range
 from hypertool.instrumentation.ui.tables import (
     DISTRIBUTION_COLUMNS,
     GENERATION_COLUMNS,
     PERSONA_COLUMNS,
-    REPORT_COLUMNS,
     SERIES_COLUMNS,
     TIMELINE_COLUMNS,
     TRACE_COLUMNS,
     Column,
     Table,
     export,
+    quality_columns,
 )
 
-NAV: list[tuple[str, str, str]] = [
-    ("personas", "Personas", "/"),
-    ("traces", "Traces", "/traces"),
-    ("generations", "Generations", "/generations"),
-    ("analytics", "Analytics", "/analytics"),
-]
-"""The navigation bar: (name, label, path). Prompts and Scores are added here when they land."""
 SLOWEST_ON_PERSONA_PAGE = 10
-
-
-@dataclass
-class Site:
-    """What every page needs: the store, the personas' budgets, the templates."""
-
-    store: TraceStore
-    budgets: Budgets
-    templates: Environment
-    _facets: tuple[int, dict[str, list[Any]]] | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def facets(self, version: int) -> dict[str, list[Any]]:
-        """Values to suggest in the filter fields; read again only when the store changed."""
-        with self._lock:
-            if self._facets is None or self._facets[0] != version:
-                found = self.store.facets()
-                found["personas"] = sorted(set(found["personas"]) | set(self.budgets.registry))
-                self._facets = (version, found)
-            return self._facets[1]
-
-    def render(
-        self,
-        request: Request,
-        template: str,
-        *,
-        version: int,
-        trace_id: str | None = None,
-        **context: Any,
-    ) -> HTMLResponse:
-        """``template`` with the page's context and what every page shows.
-
-        ``version`` is the store's version read before the page's queries (of ``trace_id``
-        only, for a trace's page): spans stored meanwhile make the page refresh.
-        """
-        page = self.templates.get_template(template).render(
-            request=request,
-            nav=NAV,
-            ranges=list(RANGES),
-            page_sizes=PAGE_SIZES,
-            store_path=str(self.store.path),
-            store_name=self.store.path.name,
-            version=version,
-            version_url="/api/version" + (f"?trace={trace_id}" if trace_id else ""),
-            facets=self.facets(self.store.data_version()),
-            **context,
-        )
-        return HTMLResponse(page)
-
-    def error(self, request: Request, status: int, message: str) -> HTMLResponse:
-        """An error page saying ``message``."""
-        page = self.templates.get_template("error.html").render(
-            request=request,
-            nav=NAV,
-            status=status,
-            message=message,
-            store_path=str(self.store.path),
-        )
-        return HTMLResponse(page, status_code=status)
-
-
-def _models_table(filters: Filters, rows: list[dict[str, Any]]) -> Table:
-    """The generations of ``filters`` grouped by model: ``hypertool report --by model``."""
-    document = documents.report_document("model", filters, rows)
-    return Table("models", "By model", REPORT_COLUMNS, rows, document, "No generations match.")
-
-
-def _range(query: Query) -> Filters:
-    return Filters(since_ns=query.filters.since_ns, until_ns=query.filters.until_ns)
-
-
-def _respond(
-    site: Site,
-    request: Request,
-    query: Query,
-    template: str,
-    tables: Mapping[str, Table],
-    filename: str,
-    *,
-    version: int,
-    **context: Any,
-) -> Response:
-    if query.format is not None:
-        name = query.table or next(iter(tables))
-        if name not in tables:
-            raise BadRequest(f"table={name!r}: this page has {', '.join(tables)}")
-        return export(tables[name], query.format, filename)
-    return site.render(request, template, version=version, q=query, tables=tables, **context)
 
 
 # -- Personas -------------------------------------------------------------------------------
 def personas_page(site: Site, request: Request) -> Response:
-    """Each persona's budget, use and activity: ``hypertool personas --json [--since]``."""
+    """Each persona's budget, use and activity, the mean of each score and the gate pass rate:
+    ``hypertool personas --json [--since]`` (whose activity is ``report --by persona``'s row).
+    """
     version = site.store.data_version()  # before the queries: see Site.render
     query = parse_query(request.query_params)
-    rows = site.store.personas(site.budgets, _range(query))
-    document = documents.personas_document(_range(query), rows)
-    table = Table("personas", "Personas", PERSONA_COLUMNS, rows, document)
+    rows = site.store.personas(site.budgets, time_range(query))
+    document = documents.personas_document(time_range(query), rows)
+    quality = quality_columns(rows, "activity")
+    table = Table("personas", "Personas", [*PERSONA_COLUMNS, *quality], rows, document)
     totals = [{"persona": row["persona"], **row["activity"]} for row in rows]
     chart = charts.tokens_by_persona([row for row in totals if row["generations"]])
-    return _respond(
+    return respond(
         site,
         request,
         query,
@@ -163,6 +59,7 @@ def personas_page(site: Site, request: Request) -> Response:
         "personas",
         version=version,
         chart=chart,
+        scored=bool(quality),
     )
 
 
@@ -199,9 +96,9 @@ def persona_page(site: Site, request: Request) -> Response:
         "summary": Table(
             "summary",
             "Summary",
-            PERSONA_COLUMNS,
+            [*PERSONA_COLUMNS, *quality_columns([row], "activity")],
             [row],
-            documents.personas_document(_range(query), [row]),
+            documents.personas_document(time_range(query), [row]),
         ),
         "traces": Table(
             "traces",
@@ -211,7 +108,7 @@ def persona_page(site: Site, request: Request) -> Response:
             documents.traces_document(filters, total, traces),
             "No traces of this persona in this range.",
         ),
-        "models": _models_table(filters, models),
+        "models": models_table(filters, models),
         "slowest": Table(
             "slowest",
             f"Slowest {SLOWEST_ON_PERSONA_PAGE} generations",
@@ -220,7 +117,7 @@ def persona_page(site: Site, request: Request) -> Response:
             documents.generations_document(filters, row["activity"]["generations"], slowest),
         ),
     }
-    return _respond(
+    return respond(
         site,
         request,
         query,
@@ -229,6 +126,7 @@ def persona_page(site: Site, request: Request) -> Response:
         f"persona-{persona}",
         version=version,
         persona=row,
+        quality=quality_columns([row], "activity"),
         total=total,
         cost_chart=charts.time_series(document, "cost_usd", "usd", names),
         latency_chart=charts.histogram(
@@ -256,7 +154,7 @@ def traces_page(site: Site, request: Request) -> Response:
     total = site.store.count_traces(filters)
     document = documents.traces_document(filters, total, rows)
     table = Table("traces", "Traces", TRACE_COLUMNS, rows, document, "No traces match.")
-    return _respond(
+    return respond(
         site,
         request,
         query,
@@ -277,7 +175,9 @@ def _flatten_tree(nodes: list[dict[str, Any]], depth: int = 0) -> list[dict[str,
 
 
 def trace_page(site: Site, request: Request) -> Response:
-    """One trace as a tree with prompts and completions: ``hypertool trace ID --json``."""
+    """One trace as a tree with prompts, completions and the scores of each observation:
+    ``hypertool trace ID --json``.
+    """
     trace_id = request.path_params["trace_id"]
     full = len(trace_id) == 32 and trace_id == trace_id.lower()
     version = site.store.data_version(trace_id) if full else 0  # before the tree is read
@@ -332,9 +232,9 @@ def generations_page(site: Site, request: Request) -> Response:
             documents.generations_document(filters, total, rows),
             "No generations match.",
         ),
-        "models": _models_table(filters, models),
+        "models": models_table(filters, models),
     }
-    return _respond(
+    return respond(
         site,
         request,
         query,
@@ -394,7 +294,7 @@ def analytics_page(site: Site, request: Request) -> Response:
         )
     }
     model_names = [row["group"] for row in latency["by_model"]]
-    return _respond(
+    return respond(
         site,
         request,
         query,
