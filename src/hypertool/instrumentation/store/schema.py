@@ -181,6 +181,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # 7: score means by model read each scored observation's model from this index alone,
+    # not from the wide rows (`hypertool report --by model`, the UI's Generations page).
+    ("CREATE INDEX observations_span_model ON observations (span_id, model)",),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
