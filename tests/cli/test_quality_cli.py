@@ -119,6 +119,50 @@ def test_scores_json(runs: list[WorkflowResult], capsys: pytest.CaptureFixture[s
     assert "quality_gate" in capsys.readouterr().out
 
 
+@pytest.fixture
+async def deployed(store: Path) -> dict[str, WorkflowResult]:
+    """The release workflow run in production (its last stage failing once) and in staging."""
+    results = {}
+    for environment, release, failure in (("production", "v1", True), ("staging", "v2", False)):
+        langfuse = LangfuseIntegration(environment=environment, release=release)
+        try:
+            results[environment] = await run_release_workflow(
+                langfuse, out=lambda line: None, provoke_failure=failure
+            )
+            assert langfuse.flush(timeout=10)
+        finally:
+            langfuse.shutdown(5)
+    return results
+
+
+def test_scores_and_prompts_by_environment_and_release(
+    deployed: dict[str, WorkflowResult], capsys: pytest.CaptureFixture[str]
+) -> None:
+    every = run_json(capsys, "scores", "--limit", "1000", "--json")["scores"]
+    for environment, release in (("production", "v1"), ("staging", "v2")):
+        run = deployed[environment]
+        mine = run_json(capsys, "scores", "--environment", environment, "--json")["scores"]
+        assert mine == [row for row in every if row["trace_id"] == run.trace_id]
+        assert len(mine) == len(run.scores)
+        assert run_json(capsys, "scores", "--release", release, "--json")["scores"] == mine
+    wrong = run_json(capsys, "scores", "--environment", "staging", "--release", "v1", "--json")
+    assert wrong["scores"] == []
+    assert main(["scores", "--environment", "qa"]) == 0
+    assert capsys.readouterr().out.strip() == "No scores match."
+
+    stages = release_stages("1.2.0")
+    for environment, failed in (("production", 1), ("staging", 0)):
+        document = run_json(capsys, "prompts", "--environment", environment, "--json")
+        rows = {(row["prompt"], row["persona"]): row for row in document["rows"]}
+        assert set(rows) == {(stage.prompt_name, stage.persona) for stage in stages}
+        last = rows[(stages[-1].prompt_name, stages[-1].persona)]
+        assert (last["generations"], last["errors"]) == (1 + failed, failed)
+        assert last["scores"]["quality_gate"] == {"mean": 1.0, "n": 1 + failed}
+    staging = run_json(capsys, "prompts", "--release", "v2", "--json")["rows"]
+    assert sum(row["generations"] for row in staging) == len(stages)
+    assert run_json(capsys, "prompts", "--environment", "qa", "--json")["rows"] == []
+
+
 def test_report_json_has_gate_pass_rate_and_score_means(
     runs: list[WorkflowResult], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -36,12 +36,14 @@ Handler = Callable[[argparse.Namespace], int]
 @dataclass(frozen=True)
 class Registrar:
     """How more subcommands join the store's: ``command(name, handler, help, *parents)``,
-    and the ``--store``/``--json`` and ``--since`` parent parsers.
+    and the ``--store``/``--json``, ``--since`` and ``--environment``/``--release`` parent
+    parsers.
     """
 
     command: Callable[..., Any]
     common: argparse.ArgumentParser
     since: argparse.ArgumentParser
+    deployment: argparse.ArgumentParser
 
 
 class CliError(Exception):

@@ -303,4 +303,4 @@ def add_store_commands(
     doctor.add_argument(
         "--online", action="store_true", help="ask the Langfuse host whether it accepts the keys"
     )
-    return Registrar(command, common, since)
+    return Registrar(command, common, since, filter_options(*DEPLOYMENT))

@@ -39,6 +39,8 @@ def _prompts(args: argparse.Namespace) -> int:
             score=args.score,
             min_samples=args.min_samples,
             prompt=args.prompt,
+            environment=args.environment,
+            release=args.release,
         )
     if args.json:
         emit(documents.prompts_document(args.since, report))
@@ -196,6 +198,8 @@ def _scores(args: argparse.Namespace) -> int:
             since_ns=args.since,
             limit=args.limit,
             offset=args.offset,
+            environment=args.environment,
+            release=args.release,
         )
     if args.json:
         emit(documents.scores_document(rows))
@@ -250,6 +254,7 @@ def add_quality_commands(register: Registrar) -> None:
         "the best version",
         register.common,
         register.since,
+        register.deployment,
     )
     prompts.add_argument("--persona", help="this persona's generations only")
     prompts.add_argument("--prompt", metavar="NAME", help="this prompt's versions only")
@@ -275,7 +280,12 @@ def add_quality_commands(register: Registrar) -> None:
         "--label", default="production", help="label of the new versions (production; '' none)"
     )
     scores = register.command(
-        "scores", _scores, "scores, newest first", register.common, register.since
+        "scores",
+        _scores,
+        "scores, newest first",
+        register.common,
+        register.since,
+        register.deployment,
     )
     scores.add_argument("--name", help="scores of this name only")
     scores.add_argument("--persona", help="scores of this persona's work only")

@@ -18,12 +18,10 @@ import sqlite3
 from dataclasses import dataclass, field
 from itertools import groupby
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from hypertool.instrumentation.store.filters import Filters
 from hypertool.instrumentation.store.values import percentile
-
-if TYPE_CHECKING:
-    from hypertool.instrumentation.store.filters import Filters
 
 MIN_SAMPLES = 20
 """Scored generations a prompt version needs before it can be called best."""
@@ -212,11 +210,13 @@ def prompts_report(
     score: str | None,
     min_samples: int = MIN_SAMPLES,
     prompt: str | None = None,
+    environment: str | None = None,
+    release: str | None = None,
 ) -> dict[str, Any]:
     """Per prompt × version × persona: generations, tokens, cost, p50/p95 latency, error rate,
     the mean of each score; and per prompt × persona, the best version on ``score``
     (``quality_gate`` when present, else the first score by name). ``prompt``: that prompt's
-    versions only.
+    versions only; ``environment``, ``release``: generations of traces recorded there only.
 
     Sums are SQLite's, from the prompt index alone; one more pass over that index, in its
     order (prompt, version, persona), gives each group's latencies and the scores of its
@@ -231,6 +231,10 @@ def prompts_report(
     if since_ns is not None:
         conditions.append("o.start_ns >= ?")
         params.append(since_ns)
+    deployment, values = Filters(environment=environment, release=release).on_deployment(
+        "o.trace_id"
+    )
+    conditions, params = [*conditions, *deployment], params + values
     connection.execute("BEGIN")  # one snapshot for both passes (a deferred read)
     try:
         groups = _versions(connection, " AND ".join(conditions), params, since_ns)

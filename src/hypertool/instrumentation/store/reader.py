@@ -146,23 +146,48 @@ class StoreReader(StoreConnection):
         limit: int = 50,
         *,
         offset: int = 0,
+        environment: str | None = None,
+        release: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Scores, newest first, of ``name`` and ``persona`` when given; ``limit`` of them
-        after the first ``offset``.
+        """Scores, newest first, of ``name`` and ``persona``, of traces recorded in
+        ``environment`` and ``release``, each when given; ``limit`` of them after the first
+        ``offset``.
         """
         who = _canonical(persona) if persona else None
         return self.run(
             lambda c: scores.scores(
-                c, name=name, persona=who, since_ns=since_ns, limit=limit, offset=offset
+                c,
+                name=name,
+                persona=who,
+                since_ns=since_ns,
+                limit=limit,
+                offset=offset,
+                environment=environment,
+                release=release,
             )
         )
 
     def count_scores(
-        self, name: str | None = None, persona: str | None = None, since_ns: int | None = None
+        self,
+        name: str | None = None,
+        persona: str | None = None,
+        since_ns: int | None = None,
+        *,
+        environment: str | None = None,
+        release: str | None = None,
     ) -> int:
         """How many scores :meth:`scores` pages through."""
         who = _canonical(persona) if persona else None
-        return self.run(lambda c: scores.count_scores(c, name=name, persona=who, since_ns=since_ns))
+        return self.run(
+            lambda c: scores.count_scores(
+                c,
+                name=name,
+                persona=who,
+                since_ns=since_ns,
+                environment=environment,
+                release=release,
+            )
+        )
 
     def prompts_report(
         self,
@@ -172,10 +197,13 @@ class StoreReader(StoreConnection):
         min_samples: int = quality.MIN_SAMPLES,
         *,
         prompt: str | None = None,
+        environment: str | None = None,
+        release: str | None = None,
     ) -> dict[str, Any]:
         """Per prompt × version × persona: generations, tokens, cost, p50/p95 latency, error
         rate, the mean of each score; and the best version per prompt and persona on
-        ``score`` (see :mod:`.quality` for the rule). ``prompt``: that prompt's versions only.
+        ``score`` (see :mod:`.quality` for the rule). ``prompt``: that prompt's versions only;
+        ``environment``, ``release``: generations of traces recorded there only.
         """
         who = _canonical(persona) if persona else None
         return self.run(
@@ -186,6 +214,8 @@ class StoreReader(StoreConnection):
                 score=score,
                 min_samples=min_samples,
                 prompt=prompt,
+                environment=environment,
+                release=release,
             )
         )
 

@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from hypertool.instrumentation.store.filters import Filters
 from hypertool.instrumentation.store.rows import MultiRow, Row, cap
 from hypertool.instrumentation.store.values import iso
 
@@ -82,7 +83,13 @@ def _score(row: Sequence[Any]) -> dict[str, Any]:
     }
 
 
-def _matching(name: str | None, persona: str | None, since_ns: int | None) -> tuple[str, list[Any]]:
+def _matching(
+    name: str | None,
+    persona: str | None,
+    since_ns: int | None,
+    environment: str | None,
+    release: str | None,
+) -> tuple[str, list[Any]]:
     conditions: list[str] = ["1 = 1"]
     params: list[Any] = []
     for column, value in (("s.name", name), ("s.persona", persona)):
@@ -92,7 +99,11 @@ def _matching(name: str | None, persona: str | None, since_ns: int | None) -> tu
     if since_ns is not None:
         conditions.append("s.created_ns >= ?")
         params.append(since_ns)
-    return " AND ".join(conditions), params
+    # A score is of its trace's deployment, as in the report's score means.
+    deployment, values = Filters(environment=environment, release=release).on_deployment(
+        "s.trace_id"
+    )
+    return " AND ".join([*conditions, *deployment]), params + values
 
 
 def scores(
@@ -103,11 +114,14 @@ def scores(
     since_ns: int | None,
     limit: int,
     offset: int = 0,
+    environment: str | None = None,
+    release: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Scores of ``name`` and ``persona`` given since ``since_ns`` (each when not None),
-    newest first, ``limit`` of them after the first ``offset``.
+    """Scores of ``name`` and ``persona`` given since ``since_ns``, of traces recorded in
+    ``environment`` and ``release`` (each when not None), newest first, ``limit`` of them after
+    the first ``offset``.
     """
-    where, params = _matching(name, persona, since_ns)
+    where, params = _matching(name, persona, since_ns, environment, release)
     rows = connection.execute(
         f"SELECT {_SCORE_FIELDS} FROM scores s WHERE {where} "
         "ORDER BY s.created_ns DESC, s.score_id LIMIT ? OFFSET ?",
@@ -122,9 +136,11 @@ def count_scores(
     name: str | None,
     persona: str | None,
     since_ns: int | None,
+    environment: str | None = None,
+    release: str | None = None,
 ) -> int:
     """How many scores :func:`scores` has to page through."""
-    where, params = _matching(name, persona, since_ns)
+    where, params = _matching(name, persona, since_ns, environment, release)
     return int(
         connection.execute(f"SELECT count(*) FROM scores s WHERE {where}", params).fetchone()[0]
     )
