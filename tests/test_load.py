@@ -362,8 +362,13 @@ def test_memory_is_bounded_by_the_queue_size(
         # other span was counted as dropped.
         total = 50 + MEMORY_CALLS
         assert total - MEMORY_QUEUE_SIZE - 2 * BATCH <= stuck_dropped < total
-        assert (registry.get_sample_value(DROPPED, {"sink": "counting"}) or 0) == 0
     finally:
         stuck.release.set()
         integration.shutdown(timeout=2)
-    assert counting.spans == 50 + MEMORY_CALLS
+    # The healthy sink is not held up by the stuck one: tied to it, it would have taken at most
+    # its own queue and batches (Q + 2 x 512). Its queue is bounded too, so a caller running
+    # flat out while its export thread waits for the GIL may see it drop a few — counted, as
+    # every span is either delivered or counted.
+    counting_dropped = registry.get_sample_value(DROPPED, {"sink": "counting"}) or 0
+    assert counting.spans + counting_dropped == 50 + MEMORY_CALLS
+    assert counting.spans > 4 * (MEMORY_QUEUE_SIZE + 2 * BATCH)
