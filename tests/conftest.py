@@ -8,11 +8,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from hypertool.instrumentation import LangfuseIntegration, reset_langfuse_integration
 
 _PREFIXES = ("LANGFUSE_", "HYPERTOOL_", "OTEL_")
+
+# The property tests draw their examples from a fixed seed: `make test` and CI pass or fail on
+# the code alone, never on a draw. `HYPOTHESIS_PROFILE=explore make test` draws new examples
+# each run (and replays saved failures first); pin what it finds with `@example`.
+settings.register_profile("fixed", derandomize=True, print_blob=True)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or "fixed")
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -554,6 +554,8 @@ persona_texts = st.one_of(
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(persona_texts)
+# Leaving ":" out put two marks side by side in an order NFKC changes (found by a run).
+@example("\u00a8:\u0d3b")
 def test_canonical_name_is_idempotent_lower_kebab_and_non_empty(name: str) -> None:
     canonical = canonical_name(name)
     assert canonical, repr(name)

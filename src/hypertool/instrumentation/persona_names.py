@@ -51,7 +51,8 @@ def _equivalence_key(text: str) -> str:
     words, no surrounding dashes, no ``tta-`` prefix.
     """
     if not text.isascii():
-        text = unicodedata.normalize("NFKC", text)
+        # Lower case can undo NFKC (a mark left out of order): normalise again after it.
+        text = _nfkc_lower(text)
     text = _DASHES.sub("-", _SEPARATORS.sub("-", text.strip().lower())).strip("-")
     for prefix in _PREFIXES:
         # Repeatedly: "tta-tta-x" must give what its result gives ("x"), or one persona splits.
@@ -60,16 +61,37 @@ def _equivalence_key(text: str) -> str:
     return text
 
 
+def _nfkc_lower(text: str) -> str:
+    for _ in range(4):  # settles at once but for a few characters; never loops long
+        settled = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).lower())
+        if settled == text:
+            break
+        text = settled
+    return text
+
+
+def _letters(text: str) -> str:
+    """The letters, marks, digits and single dashes of ``text``, still NFKC and lower case:
+    leaving characters out can put marks side by side that normalisation reorders or
+    composes, so it is normalised again until nothing changes.
+    """
+    for _ in range(4):
+        kept = "".join(
+            char for char in text if char == "-" or unicodedata.category(char)[0] in "LMN"
+        )
+        kept = _DASHES.sub("-", _nfkc_lower(kept)).strip("-")
+        if kept == text:
+            break
+        text = kept
+    return text
+
+
 def _canonical(text: str) -> str:
     key = _equivalence_key(text)
     if key.isascii():
         readable = _ASCII_NOT_ALLOWED.sub("", key)
     else:
-        readable = "".join(
-            char
-            for char in key[: _MAX_CACHED_LENGTH * 4]
-            if char == "-" or unicodedata.category(char)[0] in "LMN"
-        )
+        readable = _letters(key[: _MAX_CACHED_LENGTH * 4])
     readable = _DASHES.sub("-", readable).strip("-")
     if readable == key and 0 < len(key) <= _MAX_NAME:
         result = key
@@ -79,7 +101,10 @@ def _canonical(text: str) -> str:
         # Something was left out or cut: a digest of the whole keeps distinct names apart.
         whole = (key or text.strip()).encode("utf-8", "surrogatepass")
         digest = hashlib.blake2b(whole, digest_size=_DIGEST_BYTES).hexdigest()
-        readable = readable[: _MAX_NAME - len(digest) - 1].strip("-") or "persona"
+        readable = readable[: _MAX_NAME - len(digest) - 1].strip("-")
+        if not readable.isascii():
+            readable = _letters(readable)  # a cut may leave marks that combine differently
+        readable = readable or "persona"
         result = f"{readable}-{digest}"
     if result != text:
         shown = text if len(text) <= _SHOWN else f"{text[:_SHOWN]}…"
